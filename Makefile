@@ -1,0 +1,66 @@
+# earshot: two commands for a newcomer.
+#   make run    install everything, start Kafka + Elasticsearch + worker + API, replay the demo corpus
+#   make test   install everything, start the services, run unit, integration and end-to-end tests
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv up down status reset run worker api replay test test-unit bench-pipeline train-sentiment eval-sentiment lock clean
+
+help:
+	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker api replay test-unit bench-pipeline train-sentiment eval-sentiment lock"
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+up:
+	@bash deploy/local/services.sh up
+
+down:
+	@bash deploy/local/services.sh down
+
+status:
+	@bash deploy/local/services.sh status
+
+reset:
+	@bash deploy/local/services.sh reset
+
+run: venv
+	@bash deploy/local/run.sh
+
+worker: venv
+	$(BIN)/earshot worker
+
+api: venv
+	$(BIN)/earshot api
+
+replay: venv
+	$(BIN)/earshot replay $(ARGS)
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+bench-pipeline: venv
+	$(BIN)/python -m bench.pipeline $(ARGS)
+
+train-sentiment: venv
+	$(BIN)/python -m models.train_sentiment $(ARGS)
+
+eval-sentiment: venv
+	$(BIN)/python -m models.eval_sentiment $(ARGS)
+
+lock: venv
+	$(BIN)/python -m pip freeze --exclude-editable | sort -f > requirements.lock.new && mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache

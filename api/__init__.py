@@ -1,0 +1,1 @@
+"""earshot's HTTP API (FastAPI): search, trends, health."""

@@ -1,0 +1,89 @@
+"""The FastAPI application: one router per resource, errors as 4xx/5xx with a message.
+
+Run with ``earshot api`` (uvicorn, ``create_app`` factory).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from elastic_transport import ConnectionError as ESConnectionError
+from elastic_transport import ConnectionTimeout
+from elasticsearch import ApiError, NotFoundError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from api.cursor import BadCursor
+from api.queries import BadQuery
+from api.routes import brands, health, mentions
+from pipeline.settings import Settings, get_settings
+from pipeline.sink import make_es_client
+
+log = logging.getLogger("earshot.api")
+
+
+def _error(status: int, message: str, **extra) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message, **extra})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.settings = settings
+        app.state.es = make_es_client(settings)
+        try:
+            yield
+        finally:
+            await app.state.es.close()
+
+    app = FastAPI(
+        title="earshot",
+        version="0.1.0",
+        description="Social listening: search enriched mentions and brand trends.",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    app.include_router(mentions.router, prefix="/v1")
+    app.include_router(brands.router, prefix="/v1")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"] if p not in ("query", "path", "body"))
+            problems.append(f"{where}: {err['msg']}")
+        return _error(422, "invalid request: " + "; ".join(problems), details=problems)
+
+    @app.exception_handler(BadQuery)
+    @app.exception_handler(BadCursor)
+    async def bad_query(request: Request, exc: ValueError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    @app.exception_handler(NotFoundError)
+    async def no_index(request: Request, exc: NotFoundError) -> JSONResponse:
+        # No mention indexed yet: the alias does not exist. Say so instead of a bare 404.
+        return _error(503, "no mentions indexed yet: start the worker and a connector")
+
+    @app.exception_handler(ESConnectionError)
+    @app.exception_handler(ConnectionTimeout)
+    async def es_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("Elasticsearch unavailable: %s", exc)
+        return _error(503, "search backend unavailable, retry shortly", retry_after_s=5)
+
+    @app.exception_handler(ApiError)
+    async def es_error(request: Request, exc: ApiError) -> JSONResponse:
+        log.error("Elasticsearch error %s: %s", exc.meta.status, exc)
+        if 400 <= exc.meta.status < 500:
+            return _error(400, "the search backend rejected the query; check its parameters")
+        return _error(503, "search backend error, retry shortly")
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return _error(500, "internal error")  # never a stack trace to the client
+
+    return app

@@ -1,0 +1,117 @@
+"""Elasticsearch query bodies for the API, built from validated parameters. Pure functions.
+
+User text only ever reaches ES as a value inside a query object (``simple_query_string``
+``query``, ``term`` values), never concatenated into query DSL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+INTERVAL = re.compile(r"^([1-9]\d{0,3})([mhd])$")
+_INTERVAL_S = {"m": 60, "h": 3600, "d": 86400}
+MAX_BUCKETS = 2000
+
+
+class BadQuery(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class MentionFilter:
+    q: str | None = None
+    brand: str | None = None
+    sentiment: str | None = None
+    lang: str | None = None
+    source: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def filter_clauses(f: MentionFilter) -> list[dict[str, Any]]:
+    clauses: list[dict[str, Any]] = []
+    if f.brand:
+        clauses.append({"term": {"brands": f.brand}})
+    if f.sentiment:
+        clauses.append({"term": {"sentiment.label": f.sentiment}})
+    if f.lang:
+        clauses.append({"term": {"lang": f.lang}})
+    if f.source:
+        clauses.append({"term": {"source": f.source}})
+    if f.since or f.until:
+        rng: dict[str, str] = {}
+        if f.since:
+            rng["gte"] = f.since.isoformat()
+        if f.until:
+            rng["lt"] = f.until.isoformat()
+        clauses.append({"range": {"created_at": rng}})
+    return clauses
+
+
+def search_body(f: MentionFilter, size: int, search_after: list[Any] | None) -> dict[str, Any]:
+    """Newest first, ties broken by id (ES refuses to sort on _id), highlights on text."""
+    must: list[dict[str, Any]] = []
+    if f.q:
+        must.append(
+            {
+                "simple_query_string": {
+                    "query": f.q,
+                    "fields": ["text", "author.display_name"],
+                    "default_operator": "and",
+                    # No regex/fuzzy/slop operators from users: cheap, predictable queries.
+                    "flags": "AND|OR|NOT|PHRASE|PRECEDENCE|WHITESPACE|PREFIX|ESCAPE",
+                }
+            }
+        )
+    body: dict[str, Any] = {
+        "size": size,
+        "query": {"bool": {"must": must or [{"match_all": {}}], "filter": filter_clauses(f)}},
+        "sort": [{"created_at": {"order": "desc"}}, {"id": {"order": "desc"}}],
+        "track_total_hits": True,
+    }
+    if f.q:
+        body["highlight"] = {
+            "fields": {"text": {"number_of_fragments": 0}},
+            "pre_tags": ["<mark>"],
+            "post_tags": ["</mark>"],
+            "encoder": "html",  # escape the post's own markup; only our <mark> tags are HTML
+        }
+    if search_after is not None:
+        body["search_after"] = search_after
+    return body
+
+
+def interval_seconds(interval: str) -> int:
+    match = INTERVAL.match(interval)
+    if not match:
+        raise BadQuery("interval must look like 5m, 1h or 1d (a number then m, h or d)")
+    return int(match[1]) * _INTERVAL_S[match[2]]
+
+
+def trend_body(f: MentionFilter, interval: str, since: datetime, until: datetime) -> dict[str, Any]:
+    """Volume per interval, split by sentiment label, over [since, until)."""
+    step = interval_seconds(interval)
+    if until <= since:
+        raise BadQuery("'from' must be before 'to'")
+    buckets = (until - since).total_seconds() / step
+    if buckets > MAX_BUCKETS:
+        raise BadQuery(f"{int(buckets)} buckets requested; at most {MAX_BUCKETS}: widen the interval or narrow the range")
+    return {
+        "size": 0,
+        "query": {"bool": {"filter": filter_clauses(f)}},
+        "aggs": {
+            "volume": {
+                "date_histogram": {
+                    "field": "created_at",
+                    "fixed_interval": interval,
+                    "min_doc_count": 0,
+                    "extended_bounds": {"min": since.isoformat(), "max": until.isoformat()},
+                    "hard_bounds": {"min": since.isoformat(), "max": until.isoformat()},
+                },
+                "aggs": {"sentiment": {"terms": {"field": "sentiment.label", "size": 3}}},
+            }
+        },
+    }

@@ -1,0 +1,75 @@
+"""Brand trends: mention volume per interval, split by sentiment."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from elasticsearch import AsyncElasticsearch
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
+
+from api.deps import get_app_settings, get_es
+from api.queries import BadQuery, MentionFilter, trend_body
+from api.routes.mentions import BRAND_ID
+from pipeline.settings import Settings
+
+router = APIRouter(tags=["brands"])
+
+
+class TrendBucket(BaseModel):
+    start: datetime = Field(..., description="Bucket start (UTC); the bucket spans one interval.")
+    total: int
+    negative: int
+    neutral: int
+    positive: int
+
+
+class Trend(BaseModel):
+    brand: str
+    interval: str
+    since: datetime = Field(..., alias="from")
+    until: datetime = Field(..., alias="to")
+    total: int
+    buckets: list[TrendBucket]
+
+    model_config = {"populate_by_name": True}
+
+
+@router.get(
+    "/brands/{brand}/trend",
+    response_model=Trend,
+    response_model_by_alias=True,
+    summary="Mention volume per interval by sentiment",
+)
+async def brand_trend(
+    brand: str = Path(..., pattern=BRAND_ID, description="Brand id from brands.yaml"),
+    since: datetime | None = Query(None, alias="from", description="Default: 24 h before 'to'"),
+    until: datetime | None = Query(None, alias="to", description="Default: now"),
+    interval: str = Query("1h", description="Bucket width: <n>m, <n>h or <n>d"),
+    es: AsyncElasticsearch = Depends(get_es),
+    settings: Settings = Depends(get_app_settings),
+) -> Trend:
+    until = _aware(until) if until else datetime.now(timezone.utc)
+    since = _aware(since) if since else until - timedelta(hours=24)
+    if until <= since:
+        raise BadQuery("'from' must be before 'to'")
+    body = trend_body(MentionFilter(brand=brand, since=since, until=until), interval, since, until)
+    response = await es.search(index=settings.mentions_alias, **body)
+    buckets = []
+    for bucket in response["aggregations"]["volume"]["buckets"]:
+        by_label = {b["key"]: b["doc_count"] for b in bucket["sentiment"]["buckets"]}
+        buckets.append(
+            TrendBucket(
+                start=datetime.fromtimestamp(bucket["key"] / 1000, tz=timezone.utc),
+                total=bucket["doc_count"],
+                negative=by_label.get("negative", 0),
+                neutral=by_label.get("neutral", 0),
+                positive=by_label.get("positive", 0),
+            )
+        )
+    return Trend(brand=brand, interval=interval, since=since, until=until,
+                 total=sum(b.total for b in buckets), buckets=buckets)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

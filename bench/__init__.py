@@ -1,0 +1,1 @@
+"""Reproducible benchmarks writing JSON to bench/results/."""

@@ -1,0 +1,1 @@
+"""Connectors: pull or receive mentions from platforms, normalise them, publish to Kafka."""

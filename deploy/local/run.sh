@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# `make run`: the whole pipeline on one machine.
+#   Kafka + Elasticsearch (deploy/local/services.sh) -> earshot worker -> earshot api
+#   -> replay of the demo corpus (38k real tweets) at EARSHOT_DEMO_RATE mentions/s.
+# Ctrl-C stops everything this script started (services already running before are left up).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$REPO"
+BIN=$REPO/.venv/bin
+export EARSHOT_HOME=${EARSHOT_HOME:-$REPO/.earshot}
+LOGS=$EARSHOT_HOME/logs
+mkdir -p "$LOGS"
+API_PORT=${EARSHOT_API_PORT:-8000}
+RATE=${EARSHOT_DEMO_RATE:-200}
+LIMIT=${EARSHOT_DEMO_LIMIT:-}
+
+say() { printf '\033[1m[earshot]\033[0m %s\n' "$*"; }
+
+started_services=0
+if ! bash deploy/local/services.sh status >/dev/null 2>&1; then
+  started_services=1
+fi
+PIDS=()
+cleanup() {
+  trap - INT TERM EXIT
+  say "stopping..."
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  if [[ $started_services == 1 ]]; then bash deploy/local/services.sh down; fi
+  say "stopped"
+}
+trap cleanup INT TERM EXIT
+
+say "starting Kafka and Elasticsearch (first run downloads them from Maven Central)"
+bash deploy/local/services.sh up
+
+"$BIN/earshot" setup
+say "starting the worker (log: $LOGS/worker.log)"
+"$BIN/earshot" worker >"$LOGS/worker.log" 2>&1 &
+PIDS+=($!)
+say "starting the API on http://127.0.0.1:$API_PORT (log: $LOGS/api.log)"
+"$BIN/earshot" api --port "$API_PORT" >"$LOGS/api.log" 2>&1 &
+PIDS+=($!)
+
+for _ in $(seq 1 120); do
+  if grep -q "Ready" "$LOGS/worker.log" 2>/dev/null && curl -fs "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1; then
+    break
+  fi
+  for pid in "${PIDS[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { say "a process exited early; see $LOGS/worker.log and $LOGS/api.log"; tail -n 30 "$LOGS/worker.log" "$LOGS/api.log"; exit 1; }
+  done
+  sleep 1
+done
+
+cat <<EOF
+
+  earshot is running.
+    API docs        http://127.0.0.1:$API_PORT/docs
+    search          curl 'http://127.0.0.1:$API_PORT/v1/mentions/search?q=delayed&brand=united&sentiment=negative'
+    trend           curl 'http://127.0.0.1:$API_PORT/v1/brands/united/trend?interval=1m'
+    readiness       curl http://127.0.0.1:$API_PORT/readyz
+    logs            $LOGS/worker.log  $LOGS/api.log
+  Replaying the demo corpus at $RATE mentions/s; Ctrl-C stops everything.
+
+EOF
+
+replay_args=(--rate "$RATE")
+[[ -n $LIMIT ]] && replay_args+=(--limit "$LIMIT")
+"$BIN/earshot" replay "${replay_args[@]}"
+say "replay finished; the worker and API keep running. Ctrl-C to stop."
+wait "${PIDS[@]}"

@@ -1,0 +1,1 @@
+"""earshot's models: training, evaluation and batch inference (no I/O beyond loading weights)."""

@@ -1,0 +1,1 @@
+"""earshot pipeline: the data contract, settings, enrichment and the Faust worker."""

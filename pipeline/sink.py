@@ -1,0 +1,104 @@
+"""The Elasticsearch sink: writes batches of enriched mentions with bulk requests.
+
+``write`` returns only when every document of the batch is either stored or permanently
+refused (a mapping error, say): while Elasticsearch is down or overloaded it retries with
+backoff, so the calling agent stops consuming and commits no offset past the batch.
+Permanently refused documents come back with their reason for the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from elastic_transport import ConnectionError as ESConnectionError
+from elastic_transport import ConnectionTimeout
+from elasticsearch import ApiError, AsyncElasticsearch
+
+from pipeline.index import bulk_action, is_retryable, mentions_template
+from pipeline.retry import backoff_delay
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RefusedDocument:
+    mention_id: str
+    reason: str
+    document: dict[str, Any]
+
+
+def make_es_client(settings: Settings) -> AsyncElasticsearch:
+    auth = (settings.es_username, settings.es_password) if settings.es_username else None
+    return AsyncElasticsearch(
+        settings.es_url,
+        basic_auth=auth,
+        ca_certs=str(settings.es_ca_certs) if settings.es_ca_certs else None,
+        request_timeout=30,
+        retry_on_timeout=False,  # we retry ourselves, with backoff, in write()
+        max_retries=0,
+    )
+
+
+async def ensure_mentions_layout(es: AsyncElasticsearch, settings: Settings) -> None:
+    """Install (or update) the index template; new monthly indices pick it up."""
+    body = mentions_template(settings)
+    await es.indices.put_index_template(
+        name=settings.mentions_template,
+        index_patterns=body["index_patterns"],
+        priority=body["priority"],
+        template=body["template"],
+        meta=body["_meta"],
+    )
+
+
+class MentionSink:
+    def __init__(self, es: AsyncElasticsearch, settings: Settings):
+        self.es = es
+        self.settings = settings
+        self.retries = 0  # bulk attempts that had to be repeated (for metrics and tests)
+
+    async def write(self, batch: list[tuple[dict[str, Any], datetime]]) -> list[RefusedDocument]:
+        """Store ``(document, created_at)`` pairs; return those ES refused for good."""
+        pending = {doc["id"]: bulk_action(self.settings, doc, created_at) for doc, created_at in batch}
+        refused: list[RefusedDocument] = []
+        attempt = 0
+        while pending:
+            attempt += 1
+            operations: list[dict[str, Any]] = []
+            for action in pending.values():
+                operations.append({"index": {"_index": action["_index"], "_id": action["_id"]}})
+                operations.append(action["_source"])
+            try:
+                response = await self.es.bulk(operations=operations)
+            except (ESConnectionError, ConnectionTimeout) as exc:
+                await self._wait(attempt, f"Elasticsearch unreachable: {exc}")
+                continue
+            except ApiError as exc:
+                if is_retryable(exc.meta.status):
+                    await self._wait(attempt, f"bulk refused with {exc.meta.status}")
+                    continue
+                raise
+            for item in response["items"]:
+                result = item["index"]
+                status = int(result.get("status", 500))
+                if status < 300:
+                    pending.pop(result["_id"], None)
+                elif not is_retryable(status):
+                    action = pending.pop(result["_id"])
+                    error = result.get("error", {})
+                    reason = f"index: {error.get('type', status)}: {error.get('reason', '')}"[:1000]
+                    refused.append(RefusedDocument(result["_id"], reason, action["_source"]))
+            if pending:
+                await self._wait(attempt, f"{len(pending)} documents got a retryable status")
+        return refused
+
+    async def _wait(self, attempt: int, why: str) -> None:
+        self.retries += 1
+        delay = backoff_delay(attempt, cap_s=self.settings.index_retry_max_s)
+        log.warning("bulk attempt %d failed (%s); retrying in %.1f s", attempt, why, delay)
+        await asyncio.sleep(delay)

@@ -1,0 +1,73 @@
+"""Shared fixtures: real local services, isolated names per test session, a real worker.
+
+Tests marked ``services`` or ``e2e`` get the local Kafka and Elasticsearch, started by
+``deploy/local/services.sh up`` if they are not running (and stopped again at the end if
+this session started them). Every session uses its own topic prefix, index prefix and Faust
+app id, so tests never read or clobber the data of ``make run``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+
+import httpx
+import pytest
+
+from bench.harness import SERVICES, Worker, services_running, services_up
+
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def services():
+    """Kafka on 127.0.0.1:9092 and Elasticsearch on 127.0.0.1:9200, up and healthy."""
+    started_here = not services_running()
+    if started_here:
+        result = services_up()
+        if result.returncode != 0:
+            pytest.fail(f"local services did not come up:\n{result.stdout}\n{result.stderr}", pytrace=False)
+    yield
+    if started_here and not os.environ.get("EARSHOT_KEEP_SERVICES"):
+        subprocess.run(["bash", str(SERVICES), "down"], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def test_env(services) -> dict[str, str]:
+    """EARSHOT_* variables that isolate this test session's topics, indices and consumer groups."""
+    env = {
+        "EARSHOT_TOPIC_PREFIX": f"test-{RUN_ID}.",
+        "EARSHOT_INDEX_PREFIX": f"test-{RUN_ID}",
+        "EARSHOT_APP_ID": f"earshot-test-{RUN_ID}",
+        "EARSHOT_INDEX_REFRESH_INTERVAL": "1s",
+    }
+    yield env
+    # Leave nothing behind in the developer's ES: drop this session's indices and template.
+    with httpx.Client(base_url="http://127.0.0.1:9200", timeout=30) as es:
+        es.delete(f"/test-{RUN_ID}-*")
+        es.delete(f"/_index_template/test-{RUN_ID}-*")
+
+
+@pytest.fixture(scope="session")
+def settings(test_env):
+    from pipeline.settings import Settings
+
+    saved = {k: os.environ.get(k) for k in test_env}
+    os.environ.update(test_env)
+    try:
+        yield Settings()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def worker(test_env, tmp_path_factory):
+    w = Worker(test_env, tmp_path_factory.mktemp("worker") / "worker.log")
+    w.start()
+    yield w
+    w.stop()
