@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 INTERVAL = re.compile(r"^([1-9]\d{0,3})([mhd])$")
@@ -99,6 +99,8 @@ def trend_body(f: MentionFilter, interval: str, since: datetime, until: datetime
     buckets = (until - since).total_seconds() / step
     if buckets > MAX_BUCKETS:
         raise BadQuery(f"{int(buckets)} buckets requested; at most {MAX_BUCKETS}: widen the interval or narrow the range")
+    # Bounds are inclusive in ES; the last bucket must start before ``until``.
+    last = (until - timedelta(milliseconds=1)).isoformat()
     return {
         "size": 0,
         "query": {"bool": {"filter": filter_clauses(f)}},
@@ -108,8 +110,7 @@ def trend_body(f: MentionFilter, interval: str, since: datetime, until: datetime
                     "field": "created_at",
                     "fixed_interval": interval,
                     "min_doc_count": 0,
-                    "extended_bounds": {"min": since.isoformat(), "max": until.isoformat()},
-                    "hard_bounds": {"min": since.isoformat(), "max": until.isoformat()},
+                    "extended_bounds": {"min": since.isoformat(), "max": last},
                 },
                 "aggs": {"sentiment": {"terms": {"field": "sentiment.label", "size": 3}}},
             }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -85,6 +86,7 @@ def publish(
     progress: bool = True,
     total: int | None = None,
     keep_sent: bool = False,
+    on_sent: Callable[[str, float], None] | None = None,
     producer=None,
 ) -> PublishReport:
     """Send every record of ``source`` to ``mentions.raw``; ``rate`` in mentions/s (None = max)."""
@@ -109,6 +111,8 @@ def publish(
             futures.append(producer.send(settings.topic_raw, key=out.key.encode("utf-8"), value=value))
             if keep_sent:
                 report.sent.append((out.key, now.timestamp()))
+            if on_sent:
+                on_sent(out.key, now.timestamp())
             report.published += 1
             bar.update(1)
             if len(futures) >= 10_000:
