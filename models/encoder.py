@@ -33,6 +33,9 @@ class SentenceEncoder:
     def __init__(self, model_dir: Path | None = None, threads: int = 0):
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bars in worker logs
 
         if threads:
             torch.set_num_threads(threads)

@@ -29,6 +29,8 @@ from pipeline.settings import get_settings
 
 log = logging.getLogger("earshot.worker")
 settings = get_settings()
+# One INFO line per bulk request drowns the worker's own log.
+logging.getLogger("elastic_transport").setLevel(logging.WARNING)
 
 app = faust.App(
     settings.app_id,

@@ -40,7 +40,7 @@ MENTION_MAPPINGS: dict[str, Any] = {
             }
         },
         # The standard analyzer (the minimal ES has no language analyzers); highlights on it.
-        "text": {"type": "text", "term_vector": "with_positions_offsets"},
+        "text": {"type": "text"},
         "lang": _KEYWORD,
         "lang_confidence": _PROB,
         "created_at": _DATE,
