@@ -48,6 +48,18 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, {platform.system()} {platform.release()}"
 
 
+def drop_topics(settings, prefixes: tuple[str, ...]) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        ours = [t for t in admin.list_topics() if t.startswith(prefixes)]
+        if ours:
+            admin.delete_topics(ours)
+    finally:
+        admin.close()
+
+
 def es_count(index: str, id_prefix: str) -> int:
     r = httpx.post(f"{ES}/{index}/_count", json={"query": {"prefix": {"id": id_prefix}}}, timeout=30)
     return r.json()["count"] if r.status_code == 200 else 0
@@ -153,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         worker.stop()
         httpx.delete(f"{ES}/bench-{run_id}-*", timeout=60)
         httpx.delete(f"{ES}/_index_template/bench-{run_id}-*", timeout=60)
+        drop_topics(settings, (env["EARSHOT_TOPIC_PREFIX"], env["EARSHOT_APP_ID"]))
     result = {
         "mentions": args.mentions,
         "seconds": round(seconds, 2),

@@ -112,6 +112,23 @@ def split_valid(events: list[Any], now: datetime) -> tuple[list[Mention], list[t
     return mentions, letters
 
 
+async def wait_for_layout(es, sink_settings) -> None:
+    """Install the index template, retrying with backoff while Elasticsearch is unreachable."""
+    from pipeline.retry import backoff_delay
+    from pipeline.sink import ensure_mentions_layout
+
+    attempt = 0
+    while True:
+        try:
+            await ensure_mentions_layout(es, sink_settings)
+            return
+        except Exception as exc:  # noqa: BLE001 - ES down at start-up is normal; keep trying
+            attempt += 1
+            delay = backoff_delay(attempt, cap_s=sink_settings.index_retry_max_s)
+            log.warning("cannot install the index template yet (%s); retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+
+
 @app.agent(raw_topic)
 async def validate_and_enrich(stream):
     """Validate raw mentions, enrich the good ones in batches, dead-letter the bad ones."""
@@ -121,16 +138,13 @@ async def validate_and_enrich(stream):
         mentions, letters = split_valid(events, now)
         enriched = []
         if mentions:
-            try:
-                # The forward pass is CPU-bound: run it off the event loop so heartbeats go on.
-                enriched = await asyncio.get_running_loop().run_in_executor(None, enricher.enrich, mentions, now)
-            except Exception as exc:  # noqa: BLE001 - a model failure must not lose the batch
-                log.exception("enrichment failed for a batch of %d", len(mentions))
-                letters.extend(
-                    (m.id.encode(), dead_letter(stage="enrich", reason=f"enrichment failed: {exc!r}"[:1000],
-                                                payload=m.model_dump(mode="json"), failed_at=now, mention_id=m.id))
-                    for m in mentions
-                )
+            # The forward pass is CPU-bound: run it off the event loop so heartbeats go on.
+            enriched, failed = await asyncio.get_running_loop().run_in_executor(None, enricher.enrich_isolating, mentions, now)
+            letters.extend(
+                (m.id.encode(), dead_letter(stage="enrich", reason=f"enrichment failed: {exc!r}"[:1000],
+                                            payload=m.model_dump(mode="json"), failed_at=now, mention_id=m.id))
+                for m, exc in failed
+            )
         futures = [
             await enriched_topic.send(key=m.id.encode("utf-8"), value=_json_bytes(m.to_document())) for m in enriched
         ]
@@ -143,10 +157,10 @@ async def validate_and_enrich(stream):
 @app.agent(enriched_topic)
 async def index_mentions(stream):
     """Bulk-index enriched mentions; offsets are acked only after the bulk succeeded."""
-    from pipeline.sink import MentionSink, ensure_mentions_layout, make_es_client
+    from pipeline.sink import MentionSink, make_es_client
 
     es = make_es_client(settings)
-    await ensure_mentions_layout(es, settings)
+    await wait_for_layout(es, settings)
     sink = MentionSink(es, settings)
     try:
         async for events in stream.take_events(settings.index_batch_size, within=settings.index_batch_window_s):

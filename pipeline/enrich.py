@@ -6,6 +6,7 @@ once per batch: one model forward pass per batch, everything else per mention. N
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -14,6 +15,8 @@ from pipeline.brands import BrandMatcher
 from pipeline.entities import extract_entities
 from pipeline.language import detect_language
 from pipeline.schema import EnrichedMention, Mention, Sentiment
+
+log = logging.getLogger(__name__)
 
 
 class SentimentPredictor(Protocol):
@@ -60,3 +63,20 @@ class Enricher:
             )
             enriched.append(EnrichedMention(**fields))
         return enriched
+
+    def enrich_isolating(
+        self, mentions: list[Mention], now: datetime | None = None
+    ) -> tuple[list[EnrichedMention], list[tuple[Mention, Exception]]]:
+        """Enrich a batch; if that fails, one by one, so only the culprits come back as failed."""
+        try:
+            return self.enrich(mentions, now), []
+        except Exception:  # noqa: BLE001 - one bad post must not take its batch with it
+            log.exception("enrichment failed for a batch of %d; retrying one by one", len(mentions))
+        enriched: list[EnrichedMention] = []
+        failed: list[tuple[Mention, Exception]] = []
+        for mention in mentions:
+            try:
+                enriched.extend(self.enrich([mention], now))
+            except Exception as exc:  # noqa: BLE001
+                failed.append((mention, exc))
+        return enriched, failed

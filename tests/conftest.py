@@ -43,10 +43,19 @@ def test_env(services) -> dict[str, str]:
         "EARSHOT_INDEX_REFRESH_INTERVAL": "1s",
     }
     yield env
-    # Leave nothing behind in the developer's ES: drop this session's indices and template.
+    # Leave nothing behind in the developer's services: this session's indices, template, topics.
     with httpx.Client(base_url="http://127.0.0.1:9200", timeout=30) as es:
         es.delete(f"/test-{RUN_ID}-*")
         es.delete(f"/_index_template/test-{RUN_ID}-*")
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers="127.0.0.1:9092")
+    try:
+        ours = [t for t in admin.list_topics() if t.startswith((env["EARSHOT_TOPIC_PREFIX"], env["EARSHOT_APP_ID"]))]
+        if ours:
+            admin.delete_topics(ours)
+    finally:
+        admin.close()
 
 
 @pytest.fixture(scope="session")
