@@ -13,6 +13,7 @@ clock at publication ("live", the default) or a fixed start plus a fixed spacing
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 from collections.abc import Iterator
@@ -91,7 +92,8 @@ class EmpythyCorpus:
                 return
             yield {
                 "id": str(i),
-                "text": row["text"],
+                # Tweets were exported HTML-escaped ("&amp;"), as the platform API served them.
+                "text": html.unescape(row["text"]),
                 # Human labels travel along in raw: useful for evaluation, never used as input.
                 "label_sentiment": row["sentiment"],
                 "label_confidence": row["confidence"],

@@ -12,7 +12,7 @@ export EARSHOT_HOME=${EARSHOT_HOME:-$REPO/.earshot}
 LOGS=$EARSHOT_HOME/logs
 mkdir -p "$LOGS"
 API_PORT=${EARSHOT_API_PORT:-8000}
-RATE=${EARSHOT_DEMO_RATE:-200}
+RATE=${EARSHOT_DEMO_RATE:-100}
 LIMIT=${EARSHOT_DEMO_LIMIT:-}
 
 say() { printf '\033[1m[earshot]\033[0m %s\n' "$*"; }
