@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("", description="Prepended to every topic name (test isolation).")
     topic_partitions: int = Field(4, ge=1, description="Partitions for topics earshot creates.")
     app_id: str = Field("earshot", description="Faust app id = Kafka consumer group prefix.")
+    kafka_session_timeout_s: float = Field(
+        30.0, ge=6, description="A worker silent this long (s) is dropped and its partitions reassigned."
+    )
 
     # Elasticsearch
     es_url: str = Field("http://127.0.0.1:9200")

@@ -33,15 +33,21 @@ def services():
         subprocess.run(["bash", str(SERVICES), "down"], capture_output=True)
 
 
+def isolated_env(name: str) -> dict[str, str]:
+    """EARSHOT_* variables for a namespace of this test session (cleaned up with it)."""
+    return {
+        "EARSHOT_TOPIC_PREFIX": f"test-{RUN_ID}{name}.",
+        "EARSHOT_INDEX_PREFIX": f"test-{RUN_ID}{name}",
+        "EARSHOT_APP_ID": f"earshot-test-{RUN_ID}{name}",
+        "EARSHOT_INDEX_REFRESH_INTERVAL": "1s",
+        "EARSHOT_KAFKA_SESSION_TIMEOUT_S": "10",  # a killed worker's partitions move on quickly
+    }
+
+
 @pytest.fixture(scope="session")
 def test_env(services) -> dict[str, str]:
     """EARSHOT_* variables that isolate this test session's topics, indices and consumer groups."""
-    env = {
-        "EARSHOT_TOPIC_PREFIX": f"test-{RUN_ID}.",
-        "EARSHOT_INDEX_PREFIX": f"test-{RUN_ID}",
-        "EARSHOT_APP_ID": f"earshot-test-{RUN_ID}",
-        "EARSHOT_INDEX_REFRESH_INTERVAL": "1s",
-    }
+    env = isolated_env("")
     yield env
     # Leave nothing behind in the developer's services: this session's indices, template, topics.
     with httpx.Client(base_url="http://127.0.0.1:9200", timeout=30) as es:
@@ -51,7 +57,7 @@ def test_env(services) -> dict[str, str]:
 
     admin = KafkaAdminClient(bootstrap_servers="127.0.0.1:9092")
     try:
-        ours = [t for t in admin.list_topics() if t.startswith((env["EARSHOT_TOPIC_PREFIX"], env["EARSHOT_APP_ID"]))]
+        ours = [t for t in admin.list_topics() if t.startswith((f"test-{RUN_ID}", f"earshot-test-{RUN_ID}"))]
         if ours:
             admin.delete_topics(ours)
     finally:
