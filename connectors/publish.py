@@ -17,6 +17,7 @@ from typing import Any
 
 from connectors.base import Outgoing, Source
 from connectors.replay import Timeline
+from pipeline.deadletter import dead_letter, encode_dead_letter
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PublishReport:
-    published: int = 0
+    published: int = 0  # records sent (to mentions.raw, or to the DLQ when too large)
+    dead_lettered: int = 0
     seconds: float = 0.0
     # (mention id, ingested_at as epoch seconds), kept only when asked (benchmarks).
     sent: list[tuple[str, float]] = field(default_factory=list)
@@ -108,7 +110,16 @@ def publish(
                     time.sleep(delay)
             now = datetime.now(timezone.utc)
             value = encode(out, timeline.at(i, now), now)
-            futures.append(producer.send(settings.topic_raw, key=out.key.encode("utf-8"), value=value))
+            if len(value) > settings.max_message_bytes:
+                # Kafka would refuse it; keep it (truncated, and saying so) in the dead-letter topic.
+                letter = dead_letter(stage="connector", reason=f"record of {len(value)} bytes exceeds the "
+                                     f"{settings.max_message_bytes}-byte message limit", payload=value,
+                                     failed_at=now, mention_id=out.key)
+                futures.append(producer.send(settings.topic_dlq, key=out.key.encode("utf-8"),
+                                             value=encode_dead_letter(letter)))
+                report.dead_lettered += 1
+            else:
+                futures.append(producer.send(settings.topic_raw, key=out.key.encode("utf-8"), value=value))
             if keep_sent:
                 report.sent.append((out.key, now.timestamp()))
             if on_sent:

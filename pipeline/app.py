@@ -23,7 +23,7 @@ from typing import Any
 
 import faust
 
-from pipeline.deadletter import dead_letter
+from pipeline.deadletter import dead_letter, encode_dead_letter
 from pipeline.schema import Mention, Rejection, parse_mention
 from pipeline.settings import get_settings
 
@@ -78,7 +78,7 @@ def get_enricher():
 
 async def send_dead_letters(letters: list[tuple[bytes | None, dict[str, Any]]]) -> None:
     """Publish dead letters and wait until Kafka has them (before the source batch is acked)."""
-    futures = [await dlq_topic.send(key=key, value=_json_bytes(letter)) for key, letter in letters]
+    futures = [await dlq_topic.send(key=key, value=encode_dead_letter(letter)) for key, letter in letters]
     await asyncio.gather(*futures)
 
 

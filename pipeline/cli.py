@@ -88,7 +88,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     timeline = Timeline(start=args.start, spacing_s=args.spacing or (1.0 / args.rate if args.rate else 1.0))
     report = publish(source, settings, rate=args.rate, timeline=timeline, progress=not args.no_progress, total=total)
     print(f"published {report.published} mentions to {settings.topic_raw} in {report.seconds:.1f} s "
-          f"({report.per_second:.0f}/s)")
+          f"({report.per_second:.0f}/s)"
+          + (f"; {report.dead_lettered} too large for Kafka went to {settings.topic_dlq}" if report.dead_lettered else ""))
     return 0
 
 

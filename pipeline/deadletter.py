@@ -11,7 +11,10 @@ import json
 from datetime import datetime
 from typing import Any
 
-MAX_PAYLOAD_BYTES = 1024 * 1024  # a payload bigger than this is truncated in the DLQ (and says so)
+MAX_PAYLOAD_BYTES = 512 * 1024  # a payload bigger than this is truncated in the DLQ (and says so)
+# Kafka's default max.message.bytes is ~1 MB: an encoded dead letter must stay under it, or the
+# dead letter itself would be refused.
+MAX_RECORD_BYTES = 900 * 1024
 
 
 def dead_letter(
@@ -52,3 +55,13 @@ def dead_letter(
         record["payload"] = base64.b64encode(chunk).decode("ascii")
         record["payload_encoding"] = "base64"
     return record
+
+
+def encode_dead_letter(letter: dict[str, Any], limit: int = MAX_RECORD_BYTES) -> bytes:
+    """JSON bytes of a dead letter, never longer than ``limit``: the payload is cut (and marked) if needed."""
+    encoded = json.dumps(letter, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    while len(encoded) > limit and letter.get("payload"):
+        # JSON escaping can make the encoded payload much longer than its characters; halve until it fits.
+        letter = {**letter, "payload": letter["payload"][: len(letter["payload"]) // 2], "payload_truncated": True}
+        encoded = json.dumps(letter, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return encoded

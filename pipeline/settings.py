@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("", description="Prepended to every topic name (test isolation).")
     topic_partitions: int = Field(4, ge=1, description="Partitions for topics earshot creates.")
     app_id: str = Field("earshot", description="Faust app id = Kafka consumer group prefix.")
+    max_message_bytes: int = Field(1_000_000, description="Largest record a connector sends (Kafka's default limit).")
     kafka_session_timeout_s: float = Field(
         30.0, ge=6, description="A worker silent this long (s) is dropped and its partitions reassigned."
     )

@@ -126,6 +126,7 @@ def test_bad_records_go_to_the_dlq_with_reasons_and_the_worker_keeps_going(tmp_p
         b"{this is not json",
         json.dumps({"id": "empty", "text": "   "}).encode(),
         json.dumps({"id": "huge", "text": "x" * (64 * 1024 + 1)}).encode(),
+        json.dumps({"id": "toolarge", "text": "y" * 1_200_000}).encode(),  # over Kafka's 1 MB limit
         json.dumps({"id": "badtime", "text": "hello", "created_at": "not a time"}).encode(),
         json.dumps({"id": "future", "text": "hello", "created_at": (now + timedelta(hours=1)).isoformat()}).encode(),
         json.dumps({"id": "good", "text": "@united the crew on UA12 was wonderful", "created_at": now.isoformat()}).encode(),
@@ -139,14 +140,17 @@ def test_bad_records_go_to_the_dlq_with_reasons_and_the_worker_keeps_going(tmp_p
     assert [d["id"] for d in docs] == ["mixed:good"]
     assert docs[0]["brands"] == ["united"]
 
-    letters = read_dlq(settings, expected=5)
+    letters = read_dlq(settings, expected=6)
     reasons = {letter["mention_id"] or letter["payload"][:20]: letter["reason"] for letter in letters}
     assert "malformed JSON" in reasons["{this is not json"]
     assert "text is empty" in reasons["mixed:empty"]
     assert "longer than 65536 bytes" in reasons["mixed:huge"]
     assert "created_at" in reasons["mixed:badtime"]
     assert "in the future" in reasons["mixed:future"]
-    assert all(letter["stage"] == "validate" and letter["payload"] for letter in letters)
+    assert "message limit" in reasons["mixed:toolarge"]
+    stages = {letter["mention_id"]: letter["stage"] for letter in letters}
+    assert stages.pop("mixed:toolarge") == "connector" and set(stages.values()) == {"validate"}
+    assert all(letter["payload"] for letter in letters)
     assert worker.proc.poll() is None
 
 

@@ -4,7 +4,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pipeline.deadletter import MAX_PAYLOAD_BYTES, dead_letter
+import json
+
+from pipeline.deadletter import MAX_PAYLOAD_BYTES, MAX_RECORD_BYTES, dead_letter, encode_dead_letter
 from pipeline.retry import backoff_delay
 
 NOW = datetime(2026, 11, 24, tzinfo=timezone.utc)
@@ -30,3 +32,14 @@ def test_backoff_grows_exponentially_and_is_capped():
     assert ceilings[4] <= 8
     with pytest.raises(ValueError):
         backoff_delay(0)
+
+
+def test_encoded_dead_letter_fits_a_kafka_message_even_when_escaping_inflates_it():
+    # Control characters escape to six bytes each in JSON: 512 KiB of them would be ~3 MB.
+    letter = dead_letter(stage="validate", reason="r", payload=b"\x01" * MAX_PAYLOAD_BYTES, failed_at=NOW)
+    encoded = encode_dead_letter(letter)
+    assert len(encoded) <= MAX_RECORD_BYTES
+    decoded = json.loads(encoded)
+    assert decoded["payload_truncated"] is True and decoded["reason"] == "r" and decoded["payload"]
+    small = dead_letter(stage="validate", reason="r", payload=b"{}", failed_at=NOW)
+    assert json.loads(encode_dead_letter(small)) == small
