@@ -147,7 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    from kafka.errors import KafkaError
+
+    settings = get_settings()
+    try:
+        return args.func(args)
+    except KafkaError as exc:
+        print(f"earshot: cannot use Kafka at {settings.kafka_bootstrap} ({exc}). "
+              "Is it running? Start the local services with 'make up'.", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"earshot: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
