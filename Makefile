@@ -60,7 +60,8 @@ eval-sentiment: venv
 	$(BIN)/python -m models.eval_sentiment $(ARGS)
 
 lock: venv
-	$(BIN)/python -m pip freeze --exclude-editable | sort -f > requirements.lock.new && mv requirements.lock.new requirements.lock
+	{ sed -n '1,2p' requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | sort -f; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from elastic_transport import ConnectionError as ESConnectionError
 from elastic_transport import ConnectionTimeout
-from elasticsearch import ApiError, NotFoundError
+from elasticsearch import ApiError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -62,11 +62,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(BadCursor)
     async def bad_query(request: Request, exc: ValueError) -> JSONResponse:
         return _error(400, str(exc))
-
-    @app.exception_handler(NotFoundError)
-    async def no_index(request: Request, exc: NotFoundError) -> JSONResponse:
-        # No mention indexed yet: the alias does not exist. Say so instead of a bare 404.
-        return _error(503, "no mentions indexed yet: start the worker and a connector")
 
     @app.exception_handler(ESConnectionError)
     @app.exception_handler(ConnectionTimeout)

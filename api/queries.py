@@ -116,3 +116,16 @@ def trend_body(f: MentionFilter, interval: str, since: datetime, until: datetime
             }
         },
     }
+
+
+def bucket_starts(since: datetime, until: datetime, interval: str) -> list[datetime]:
+    """Bucket start times ES's ``fixed_interval`` histogram uses over [since, until): multiples
+    of the interval since the epoch (used to return an all-zero trend before any data exists)."""
+    step = interval_seconds(interval)
+    first = int(since.timestamp()) // step * step
+    starts = []
+    t = first
+    while t < until.timestamp():
+        starts.append(datetime.fromtimestamp(t, tz=since.tzinfo))
+        t += step
+    return starts

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from api.deps import get_app_settings, get_es
-from api.queries import BadQuery, MentionFilter, trend_body
+from api.queries import BadQuery, MentionFilter, bucket_starts, trend_body
 from api.routes.mentions import BRAND_ID
 from pipeline.settings import Settings
 
@@ -54,7 +54,11 @@ async def brand_trend(
     if until <= since:
         raise BadQuery("'from' must be before 'to'")
     body = trend_body(MentionFilter(brand=brand, since=since, until=until), interval, since, until)
-    response = await es.search(index=settings.mentions_alias, **body)
+    response = await es.search(index=settings.mentions_alias, ignore_unavailable=True, allow_no_indices=True, **body)
+    if "aggregations" not in response:  # nothing indexed yet: an all-zero trend, not an error
+        zero = [TrendBucket(start=t, total=0, negative=0, neutral=0, positive=0)
+                for t in bucket_starts(since, until, interval)]
+        return Trend(brand=brand, interval=interval, since=since, until=until, total=0, buckets=zero)
     buckets = []
     for bucket in response["aggregations"]["volume"]["buckets"]:
         by_label = {b["key"]: b["doc_count"] for b in bucket["sentiment"]["buckets"]}

@@ -54,7 +54,8 @@ async def search_mentions(
         raise BadQuery("'from' must be before 'to'")
     filters = MentionFilter(q=q, brand=brand, sentiment=sentiment, lang=lang, source=source, since=since, until=until)
     body = search_body(filters, size, decode_cursor(cursor) if cursor else None)
-    response = await es.search(index=settings.mentions_alias, **body)
+    # Before the first mention is indexed the alias does not exist: that is an empty result.
+    response = await es.search(index=settings.mentions_alias, ignore_unavailable=True, allow_no_indices=True, **body)
     hits = []
     for hit in response["hits"]["hits"]:
         fragments = hit.get("highlight", {}).get("text")
