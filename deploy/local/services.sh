@@ -46,10 +46,26 @@ KAFKA_DIST=$EARSHOT_CACHE/kafka-$KAFKA_VERSION
 ES_DIST=$EARSHOT_CACHE/elasticsearch-$ES_VERSION
 KAFKA_PID=$RUN_DIR/kafka.pid
 # Written by the node itself (-p), so it lives in a folder the node may write.
-ES_PID=$EARSHOT_HOME/es/es.pid
+ES_PID=$ES_HOME_DIR/es.pid
 ES_LAUNCHER_PID=$RUN_DIR/es-launcher.pid
 KAFKA_PORTS_FILE=$RUN_DIR/kafka.ports   # ports the running broker was started with
 ES_PORT_FILE=$RUN_DIR/es.port
+
+# Elasticsearch refuses to run as root, so under root the node runs as $ES_USER, who must be
+# able to reach its files. A checkout inside a private folder (mode 0700, as `mktemp -d` makes)
+# would lock that user out: then the node's distribution and data live under a
+# world-traversable folder in /var/tmp instead (one per EARSHOT_HOME).
+if [[ -z ${SHOW_USAGE:-} ]] && ((EUID == 0)) && id "$ES_USER" >/dev/null 2>&1; then
+  if ! setpriv --reuid="$(id -u "$ES_USER")" --regid="$(id -g "$ES_USER")" --clear-groups \
+       test -x "$EARSHOT_HOME" -a -x "$EARSHOT_CACHE" 2>/dev/null; then
+    ES_BASE=${EARSHOT_ES_BASE:-/var/tmp/earshot-es-$(printf '%s' "$EARSHOT_HOME" | sha256sum | cut -c1-12)}
+    mkdir -p "$ES_BASE"
+    chmod 755 "$ES_BASE"
+    ES_HOME_DIR=$ES_BASE/es
+    ES_DIST=$ES_BASE/elasticsearch-$ES_VERSION
+    ES_PID=$ES_HOME_DIR/es.pid
+  fi
+fi
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
