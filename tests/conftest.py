@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+import warnings
 
 import httpx
 import pytest
@@ -50,18 +51,22 @@ def test_env(services) -> dict[str, str]:
     env = isolated_env("")
     yield env
     # Leave nothing behind in the developer's services: this session's indices, template, topics.
-    with httpx.Client(base_url="http://127.0.0.1:9200", timeout=30) as es:
-        es.delete(f"/test-{RUN_ID}-*")
-        es.delete(f"/_index_template/test-{RUN_ID}-*")
-    from kafka.admin import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers="127.0.0.1:9092")
+    # A failed clean-up is reported, not turned into a test error.
     try:
-        ours = [t for t in admin.list_topics() if t.startswith((f"test-{RUN_ID}", f"earshot-test-{RUN_ID}"))]
-        if ours:
-            admin.delete_topics(ours)
-    finally:
-        admin.close()
+        with httpx.Client(base_url="http://127.0.0.1:9200", timeout=30) as es:
+            es.delete(f"/test-{RUN_ID}*")
+            es.delete(f"/_index_template/test-{RUN_ID}*")
+        from kafka.admin import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers="127.0.0.1:9092")
+        try:
+            ours = [t for t in admin.list_topics() if t.startswith((f"test-{RUN_ID}", f"earshot-test-{RUN_ID}"))]
+            if ours:
+                admin.delete_topics(ours)
+        finally:
+            admin.close()
+    except Exception as exc:  # noqa: BLE001
+        warnings.warn(f"test clean-up incomplete: {exc!r}", stacklevel=1)
 
 
 @pytest.fixture(scope="session")

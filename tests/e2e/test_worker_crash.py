@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.services, pytest.mark.e2e]
 N = 2000
 
 
-def test_kill_9_mid_stream_then_restart_indexes_every_mention_exactly_once(services, tmp_path):
+def test_kill_9_mid_stream_then_restart_indexes_every_mention_exactly_once(test_env, tmp_path):
     env = isolated_env("-crash")
     settings = Settings(**{k.removeprefix("EARSHOT_").lower(): v for k, v in env.items()})
     worker = Worker(env, tmp_path / "worker.log")
