@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,8 +28,6 @@ class PublishReport:
     published: int = 0  # records sent (to mentions.raw, or to the DLQ when too large)
     dead_lettered: int = 0
     seconds: float = 0.0
-    # (mention id, ingested_at as epoch seconds), kept only when asked (benchmarks).
-    sent: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def per_second(self) -> float:
@@ -87,11 +85,13 @@ def publish(
     timeline: Timeline | None = None,
     progress: bool = True,
     total: int | None = None,
-    keep_sent: bool = False,
     on_sent: Callable[[str, float], None] | None = None,
     producer=None,
 ) -> PublishReport:
-    """Send every record of ``source`` to ``mentions.raw``; ``rate`` in mentions/s (None = max)."""
+    """Send every record of ``source`` to ``mentions.raw``; ``rate`` in mentions/s (None = max).
+
+    ``on_sent(mention_id, ingested_at_epoch_s)`` is called for each record (benchmarks time them).
+    """
     from tqdm import tqdm
 
     timeline = timeline or Timeline()
@@ -120,8 +120,6 @@ def publish(
                 report.dead_lettered += 1
             else:
                 futures.append(producer.send(settings.topic_raw, key=out.key.encode("utf-8"), value=value))
-            if keep_sent:
-                report.sent.append((out.key, now.timestamp()))
             if on_sent:
                 on_sent(out.key, now.timestamp())
             report.published += 1
