@@ -58,9 +58,8 @@ ES_PORT_FILE=$RUN_DIR/es.port
 if [[ -z ${SHOW_USAGE:-} ]] && ((EUID == 0)) && id "$ES_USER" >/dev/null 2>&1; then
   if ! setpriv --reuid="$(id -u "$ES_USER")" --regid="$(id -g "$ES_USER")" --clear-groups \
        test -x "$EARSHOT_HOME" -a -x "$EARSHOT_CACHE" 2>/dev/null; then
+    # Created on first use (root's umask 022 makes it world-traversable).
     ES_BASE=${EARSHOT_ES_BASE:-/var/tmp/earshot-es-$(printf '%s' "$EARSHOT_HOME" | sha256sum | cut -c1-12)}
-    mkdir -p "$ES_BASE"
-    chmod 755 "$ES_BASE"
     ES_HOME_DIR=$ES_BASE/es
     ES_DIST=$ES_BASE/elasticsearch-$ES_VERSION
     ES_PID=$ES_HOME_DIR/es.pid
@@ -186,7 +185,8 @@ fetch_es() {
   # The zip's config/ is mode 0660; make the whole dist readable so a shared
   # cache works for other users (and for the unprivileged ES user under root).
   chmod -R a+rX,go-w "$tmp/elasticsearch-$ES_VERSION"
-  rm -rf "$ES_DIST"; mv "$tmp/elasticsearch-$ES_VERSION" "$ES_DIST"; rm -rf "$tmp"
+  rm -rf "$ES_DIST"; mkdir -p "$(dirname "$ES_DIST")"
+  mv "$tmp/elasticsearch-$ES_VERSION" "$ES_DIST"; rm -rf "$tmp"
   printf '%s' "$ES_VERSION" >"$ES_DIST/.complete"
   log "Elasticsearch $ES_VERSION unpacked: $(du -sh "$ES_DIST" | cut -f1)"
 }
@@ -324,6 +324,7 @@ fi
 write_es_config() {
   local conf=$ES_HOME_DIR/config
   mkdir -p "$conf/jvm.options.d" "$ES_HOME_DIR/data" "$ES_HOME_DIR/logs" "$ES_HOME_DIR/tmp"
+  if [[ -n ${ES_BASE:-} ]]; then chmod 755 "$ES_BASE"; fi  # whatever the umask, the ES user must enter it
   # Files of the distribution, refreshed from it at each start (so a version
   # bump picks up its jvm.options); the dist folder itself is never modified.
   cp "$ES_DIST/config/jvm.options" "$ES_DIST/config/log4j2.properties" "$conf/"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +41,39 @@ def test_a_broker_that_cannot_start_fails_up_with_the_log_file_named(services, t
         assert str(home / "kafka" / "logs" / "kafkaServer.out") in result.stderr
     finally:
         run_services_sh("down", "kafka", EARSHOT_HOME=str(home), EARSHOT_CACHE=cache)
+
+
+def test_topics_and_indices_survive_down_and_up(services, tmp_path):
+    """A second, private pair of services on other ports: write, restart, read back."""
+    import shutil
+
+    import httpx
+    from kafka import KafkaConsumer, KafkaProducer
+
+    home = tmp_path / "home"
+    cache = os.environ.get("EARSHOT_CACHE", str(REPO / ".earshot" / "cache"))
+    # As root, ES runs as 'nobody', who cannot enter pytest's private tmp folder: services.sh then
+    # keeps the node's files under EARSHOT_ES_BASE (default /var/tmp/earshot-es-<hash>).
+    es_base = Path("/var/tmp") / f"earshot-es-test-{uuid.uuid4().hex[:8]}"
+    env = dict(EARSHOT_HOME=str(home), EARSHOT_CACHE=cache, EARSHOT_KAFKA_PORT="19092",
+               EARSHOT_KAFKA_CONTROLLER_PORT="19093", EARSHOT_ES_PORT="19200", EARSHOT_ES_BASE=str(es_base))
+    es = "http://127.0.0.1:19200"
+    try:
+        assert run_services_sh("up", **env).returncode == 0
+        producer = KafkaProducer(bootstrap_servers="127.0.0.1:19092")
+        producer.send("restart-check", key=b"k", value=b"kept").get(timeout=60)
+        producer.close()
+        assert httpx.put(f"{es}/restart-check/_doc/1?refresh=true", json={"kept": True}, timeout=60).status_code == 201
+
+        assert run_services_sh("down", **env).returncode == 0
+        assert run_services_sh("status", **env).returncode != 0
+        assert run_services_sh("up", **env).returncode == 0
+
+        consumer = KafkaConsumer("restart-check", bootstrap_servers="127.0.0.1:19092",
+                                 auto_offset_reset="earliest", consumer_timeout_ms=10_000)
+        assert [(m.key, m.value) for m in consumer] == [(b"k", b"kept")]
+        consumer.close()
+        assert httpx.get(f"{es}/restart-check/_doc/1", timeout=60).json()["_source"] == {"kept": True}
+    finally:
+        run_services_sh("down", **env)
+        shutil.rmtree(es_base, ignore_errors=True)
