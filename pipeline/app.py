@@ -26,7 +26,7 @@ import faust
 from elasticsearch import ApiError
 
 from pipeline.deadletter import dead_letter, encode_dead_letter
-from pipeline.retry import backoff_delay
+from pipeline.retry import retry_until_done
 from pipeline.schema import Mention, Rejection, parse_mention
 from pipeline.settings import get_settings
 from pipeline.sink import MentionSink, RefusedDocument, ensure_mentions_layout, make_es_client
@@ -44,8 +44,8 @@ app = faust.App(
     topic_partitions=settings.topic_partitions,
     topic_replication_factor=1,
     consumer_auto_offset_reset="earliest",
-    broker_commit_interval=1.0,
-    broker_session_timeout=settings.kafka_session_timeout_s,  # seconds: small window of re-processing after a crash
+    broker_commit_interval=1.0,  # seconds: small window of re-processing after a crash
+    broker_session_timeout=settings.kafka_session_timeout_s,
     producer_acks=-1,  # wait for the in-sync replicas: an acked record survives a broker loss
     web_host="127.0.0.1",
     web_port=settings.worker_web_port,
@@ -86,17 +86,12 @@ async def deliver(topic, records: list[tuple[bytes | None, bytes]]) -> None:
     While Kafka refuses or times out, the whole set is sent again after a backoff (consumers
     de-duplicate by mention id), so the source batch is never acked before its output is stored.
     """
-    attempt = 0
-    while True:
-        try:
-            futures = [await topic.send(key=key, value=value) for key, value in records]
-            await asyncio.gather(*futures)
-            return
-        except Exception as exc:  # noqa: BLE001 - any send failure: keep the batch, retry
-            attempt += 1
-            delay = backoff_delay(attempt, cap_s=30.0)
-            log.warning("sending %d records to %s failed (%r); retrying in %.1f s", len(records), topic, exc, delay)
-            await asyncio.sleep(delay)
+
+    async def send_all() -> None:
+        futures = [await topic.send(key=key, value=value) for key, value in records]
+        await asyncio.gather(*futures)
+
+    await retry_until_done(send_all, what=f"sending {len(records)} records to {topic}")
 
 
 async def send_dead_letters(letters: list[tuple[bytes | None, dict[str, Any]]]) -> None:
@@ -145,16 +140,8 @@ def split_valid(events: list[Any], now: datetime) -> tuple[list[Mention], list[t
 
 async def wait_for_layout(es, sink_settings) -> None:
     """Install the index template, retrying with backoff while Elasticsearch is unreachable."""
-    attempt = 0
-    while True:
-        try:
-            await ensure_mentions_layout(es, sink_settings)
-            return
-        except Exception as exc:  # noqa: BLE001 - ES down at start-up is normal; keep trying
-            attempt += 1
-            delay = backoff_delay(attempt, cap_s=sink_settings.index_retry_max_s)
-            log.warning("cannot install the index template yet (%s); retrying in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
+    await retry_until_done(lambda: ensure_mentions_layout(es, sink_settings),
+                           what="installing the index template", cap_s=sink_settings.index_retry_max_s)
 
 
 @app.agent(raw_topic)

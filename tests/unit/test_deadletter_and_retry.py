@@ -43,3 +43,20 @@ def test_encoded_dead_letter_fits_a_kafka_message_even_when_escaping_inflates_it
     assert decoded["payload_truncated"] is True and decoded["reason"] == "r" and decoded["payload"]
     small = dead_letter(stage="validate", reason="r", payload=b"{}", failed_at=NOW)
     assert json.loads(encode_dead_letter(small)) == small
+
+
+def test_retry_until_done_retries_failures_and_returns_the_result():
+    import asyncio
+
+    from pipeline.retry import retry_until_done
+
+    calls = []
+
+    async def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("not yet")
+        return "done"
+
+    assert asyncio.run(retry_until_done(flaky, what="flaky", cap_s=0.001)) == "done"
+    assert len(calls) == 3
