@@ -73,3 +73,22 @@ class Worker:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+
+def drop_namespace(index_prefix: str, topic_prefixes: tuple[str, ...],
+                   es_url: str = "http://127.0.0.1:9200", bootstrap: str = "127.0.0.1:9092") -> None:
+    """Delete the indices and index templates named ``<index_prefix>*`` and the topics that
+    start with any of ``topic_prefixes``: what a test session or benchmark run created."""
+    import httpx
+    from kafka.admin import KafkaAdminClient
+
+    with httpx.Client(base_url=es_url, timeout=60) as es:
+        es.delete(f"/{index_prefix}*")
+        es.delete(f"/_index_template/{index_prefix}*")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        ours = [t for t in admin.list_topics() if t.startswith(topic_prefixes)]
+        if ours:
+            admin.delete_topics(ours)
+    finally:
+        admin.close()

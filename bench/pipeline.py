@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import REPO, Worker, services_running, services_up
+from bench.harness import REPO, Worker, drop_namespace, services_running, services_up
 
 RESULTS = REPO / "bench" / "results"
 ES = "http://127.0.0.1:9200"
@@ -47,18 +47,6 @@ def machine() -> str:
         pass
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, {platform.system()} {platform.release()}"
-
-
-def drop_topics(settings, prefixes: tuple[str, ...]) -> None:
-    from kafka.admin import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    try:
-        ours = [t for t in admin.list_topics() if t.startswith(prefixes)]
-        if ours:
-            admin.delete_topics(ours)
-    finally:
-        admin.close()
 
 
 def es_count(index: str, id_prefix: str) -> int:
@@ -187,9 +175,8 @@ def run_once(args: argparse.Namespace) -> dict:
         latency = measure_latency(settings, rate, count, offset=args.mentions)
     finally:
         worker.stop()
-        httpx.delete(f"{ES}/bench-{run_id}-*", timeout=60)
-        httpx.delete(f"{ES}/_index_template/bench-{run_id}-*", timeout=60)
-        drop_topics(settings, (env["EARSHOT_TOPIC_PREFIX"], env["EARSHOT_APP_ID"]))
+        drop_namespace(f"bench-{run_id}-", (env["EARSHOT_TOPIC_PREFIX"], env["EARSHOT_APP_ID"]),
+                       settings.es_url, settings.kafka_bootstrap)
     return {
         "seconds": round(seconds, 2),
         "mentions_per_s": round(throughput, 1),

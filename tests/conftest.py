@@ -13,10 +13,9 @@ import subprocess
 import uuid
 import warnings
 
-import httpx
 import pytest
 
-from bench.harness import SERVICES, Worker, services_running, services_up
+from bench.harness import SERVICES, Worker, drop_namespace, services_running, services_up
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -53,18 +52,7 @@ def test_env(services) -> dict[str, str]:
     # Leave nothing behind in the developer's services: this session's indices, template, topics.
     # A failed clean-up is reported, not turned into a test error.
     try:
-        with httpx.Client(base_url="http://127.0.0.1:9200", timeout=30) as es:
-            es.delete(f"/test-{RUN_ID}*")
-            es.delete(f"/_index_template/test-{RUN_ID}*")
-        from kafka.admin import KafkaAdminClient
-
-        admin = KafkaAdminClient(bootstrap_servers="127.0.0.1:9092")
-        try:
-            ours = [t for t in admin.list_topics() if t.startswith((f"test-{RUN_ID}", f"earshot-test-{RUN_ID}"))]
-            if ours:
-                admin.delete_topics(ours)
-        finally:
-            admin.close()
+        drop_namespace(f"test-{RUN_ID}", (f"test-{RUN_ID}", f"earshot-test-{RUN_ID}"))
     except Exception as exc:  # noqa: BLE001
         warnings.warn(f"test clean-up incomplete: {exc!r}", stacklevel=1)
 
