@@ -7,10 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up down status reset run worker api replay test test-unit bench-pipeline train-sentiment eval-sentiment lock clean
+.PHONY: help venv up down status reset run worker api replay test test-unit bench-pipeline bench-models models eval-models lock clean
 
 help:
-	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker api replay test-unit bench-pipeline train-sentiment eval-sentiment lock"
+	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker api replay test-unit bench-pipeline bench-models models eval-models lock"
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,11 +53,20 @@ test-unit: venv
 bench-pipeline: venv
 	$(BIN)/python -m bench.pipeline $(ARGS)
 
-train-sentiment: venv
-	$(BIN)/python -m models.train_sentiment $(ARGS)
+bench-models: venv
+	$(BIN)/python -m bench.models $(ARGS)
 
-eval-sentiment: venv
-	$(BIN)/python -m models.eval_sentiment $(ARGS)
+# Retrain the shipped model from ../shared/data (fixed seed; tens of minutes on 2 cores).
+# Users never need this: the trained weights ship in models/weights/.
+MODEL_VARIANT ?= minilm-l6
+MODEL_LAYERS ?= 6
+MODEL_STEPS ?= 3000
+models: venv
+	$(BIN)/python -m models.train --layers $(MODEL_LAYERS) --steps $(MODEL_STEPS) --out .earshot/train/$(MODEL_VARIANT) $(ARGS)
+	$(BIN)/python -m models.build --variant $(MODEL_VARIANT)
+
+eval-models: venv
+	$(BIN)/python -m models.evaluate $(ARGS)
 
 lock: venv
 	{ sed -n '1,2p' requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | sort -f; } > requirements.lock.new

@@ -147,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         "aggregate": f"median of {len(runs)} runs",
         "runs": runs,
         "workers": 1,
+        # One worker on this 2-core machine, sharing it with Kafka, Elasticsearch and the
+        # connector: the per-worker capacity the scale-out plan starts from.
+        "per_worker_capacity_mentions_per_s": round(median("mentions_per_s"), 1),
+        "model": model_description(),
         "es_refresh_interval": runs[0]["es_refresh_interval"],
         "machine": machine(),
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -155,6 +159,16 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
     return 0
+
+
+def model_description() -> dict:
+    from models.bundle import Bundle, variant_dir
+    from pipeline.settings import Settings
+
+    settings = Settings()
+    bundle = Bundle.load(variant_dir(settings.model_variant))
+    return {"version": bundle.model_version, "layers": bundle.layers, "backend": settings.model_backend,
+            "cache_size": settings.model_cache_size}
 
 
 def run_once(args: argparse.Namespace) -> dict:

@@ -71,13 +71,10 @@ def _json_bytes(record: dict[str, Any]) -> bytes:
 
 @lru_cache(maxsize=1)
 def get_enricher():
-    """Load the brand matcher and the sentiment model once per worker process."""
-    from models.sentiment import SentimentModel
-    from pipeline.brands import BrandMatcher
-    from pipeline.enrich import Enricher
+    """Load the brand matcher, the models and the routing rules once per worker process."""
+    from pipeline.enrich import load_mention_enricher
 
-    sentiment = SentimentModel(settings.sentiment_head, encoder_dir=settings.encoder_dir, threads=settings.torch_threads)
-    return Enricher(BrandMatcher.from_yaml(settings.brands_file), sentiment, settings.enrich_batch_size)
+    return load_mention_enricher(settings)
 
 
 async def deliver(topic, records: list[tuple[bytes | None, bytes]]) -> None:

@@ -5,6 +5,7 @@
     earshot replay [--file F] [--rate R] [--limit N] [--start T]
                                         replay the demo corpus or a JSONL/CSV file to Kafka
     earshot setup                       create Kafka topics and the Elasticsearch template
+    earshot classify --in F --out F     enrich JSONL texts with the models and routing ('-' = stdin/stdout)
 """
 
 from __future__ import annotations
@@ -113,6 +114,30 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_classify(args: argparse.Namespace) -> int:
+    import time
+
+    from pipeline.classify import classify_stream
+    from pipeline.enrich import load_mention_enricher
+
+    settings = get_settings()
+    source = sys.stdin if str(args.input) == "-" else open(args.input, encoding="utf-8")
+    sink = sys.stdout if str(args.output) == "-" else open(args.output, "w", encoding="utf-8")
+    try:
+        enricher = load_mention_enricher(settings)
+        started = time.perf_counter()
+        written, bad = classify_stream(enricher, source, sink)
+        seconds = time.perf_counter() - started
+    finally:
+        if source is not sys.stdin:
+            source.close()
+        if sink is not sys.stdout:
+            sink.close()
+    print(f"classified {written} texts in {seconds:.1f} s ({written / max(seconds, 1e-9):.0f}/s) with "
+          f"{enricher.model.model_version}; {bad} bad lines skipped", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="earshot", description="Social listening pipeline.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     setup = sub.add_parser("setup", help="create Kafka topics and the Elasticsearch index template")
     setup.set_defaults(func=cmd_setup)
+    classify = sub.add_parser("classify", help="enrich JSONL texts ({\"id\", \"text\"} per line) with the models")
+    classify.add_argument("--in", dest="input", type=Path, required=True, help="JSONL file, or - for stdin")
+    classify.add_argument("--out", dest="output", type=Path, required=True, help="JSONL file, or - for stdout")
+    classify.set_defaults(func=cmd_classify)
     return parser
 
 

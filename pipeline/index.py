@@ -14,6 +14,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from models.tasks import PURPOSES
+from pipeline.schema import SCHEMA_VERSION
 from pipeline.settings import Settings
 
 _TEXT_WITH_KEYWORD = {
@@ -23,6 +25,8 @@ _TEXT_WITH_KEYWORD = {
 _KEYWORD = {"type": "keyword", "ignore_above": 512}
 _DATE = {"type": "date"}
 _PROB = {"type": "half_float"}
+_FLAG = {"properties": {"label": {"type": "boolean"}, "score": _PROB}}
+EMOTIONS = ("anger", "joy", "optimism", "sadness")
 
 MENTION_MAPPINGS: dict[str, Any] = {
     "dynamic": "strict",
@@ -56,6 +60,8 @@ MENTION_MAPPINGS: dict[str, Any] = {
         "in_reply_to": _KEYWORD,
         # Kept for forward compatibility and audit, not searched: platform payloads vary.
         "raw": {"type": "object", "enabled": False},
+        "model_status": _KEYWORD,
+        "model_version": _KEYWORD,
         "sentiment": {
             "properties": {
                 "label": _KEYWORD,
@@ -63,9 +69,17 @@ MENTION_MAPPINGS: dict[str, Any] = {
                 "negative": _PROB,
                 "neutral": _PROB,
                 "positive": _PROB,
-                "model": _KEYWORD,
+                "uncertain": {"type": "boolean"},
             }
         },
+        "emotion": {
+            "properties": {"label": _KEYWORD, "score": _PROB, **{e: _PROB for e in EMOTIONS}}
+        },
+        **{flag: _FLAG for flag in ("complaint", "offensive", "hate", "irony")},
+        "purposes": _KEYWORD,
+        "purpose_scores": {"properties": {p: _PROB for p in PURPOSES}},
+        "teams": _KEYWORD,
+        "priority": {"type": "float"},
         "brands": _KEYWORD,
         "competitors": _KEYWORD,
         "entities": {
@@ -94,7 +108,7 @@ def mentions_template(settings: Settings) -> dict[str, Any]:
             "mappings": MENTION_MAPPINGS,
             "aliases": {settings.mentions_alias: {}},
         },
-        "_meta": {"owner": "earshot", "schema_version": 1},
+        "_meta": {"owner": "earshot", "schema_version": SCHEMA_VERSION},
     }
 
 

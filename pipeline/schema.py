@@ -19,9 +19,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: emotion, complaint, toxicity, irony, purposes, teams, priority, model_version
 
 SentimentLabel = Literal["negative", "neutral", "positive"]
+EmotionLabel = Literal["anger", "joy", "optimism", "sadness"]
+ModelStatus = Literal["ok", "unsupported_language"]
 
 
 class _Record(BaseModel):
@@ -99,7 +101,37 @@ class Sentiment(_Record):
     negative: float = Field(..., ge=0.0, le=1.0)
     neutral: float = Field(..., ge=0.0, le=1.0)
     positive: float = Field(..., ge=0.0, le=1.0)
-    model: str = Field(..., description="Model name and version that produced it.")
+    uncertain: bool = Field(False, description="The post reads as ironic: the label may be inverted.")
+
+
+class Emotion(_Record):
+    label: EmotionLabel
+    score: float = Field(..., ge=0.0, le=1.0, description="Probability of the label, 0..1.")
+    anger: float = Field(..., ge=0.0, le=1.0)
+    joy: float = Field(..., ge=0.0, le=1.0)
+    optimism: float = Field(..., ge=0.0, le=1.0)
+    sadness: float = Field(..., ge=0.0, le=1.0)
+
+
+class Flag(_Record):
+    """A yes/no reading (complaint, offensive, hate, irony): ``label`` is ``score >= 0.5``."""
+
+    label: bool
+    score: float = Field(..., ge=0.0, le=1.0, description="Probability of yes, 0..1.")
+
+
+class PurposeScores(_Record):
+    """Probability of each purpose, 0..1 (a post can serve several)."""
+
+    customer_care: float = Field(0.0, ge=0.0, le=1.0)
+    sales_lead: float = Field(0.0, ge=0.0, le=1.0)
+    product_feedback: float = Field(0.0, ge=0.0, le=1.0)
+    praise: float = Field(0.0, ge=0.0, le=1.0)
+    press: float = Field(0.0, ge=0.0, le=1.0)
+    investor: float = Field(0.0, ge=0.0, le=1.0)
+    employer: float = Field(0.0, ge=0.0, le=1.0)
+    risk: float = Field(0.0, ge=0.0, le=1.0)
+    spam: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class Entities(_Record):
@@ -115,7 +147,20 @@ class EnrichedMention(Mention):
     """A validated mention plus what the pipeline understood about it."""
 
     lang_confidence: float | None = Field(None, ge=0.0, le=1.0)
+    # Model readings: None (and model_status "unsupported_language") for posts in a language
+    # the models were not trained on, rather than a guess.
+    model_status: ModelStatus = "ok"
+    model_version: str | None = Field(None, description="'<name>@<version>' of the model that read it.")
     sentiment: Sentiment | None = None
+    emotion: Emotion | None = None
+    complaint: Flag | None = None
+    offensive: Flag | None = None
+    hate: Flag | None = None
+    irony: Flag | None = None
+    purposes: list[str] = Field(default_factory=list, description="What the post is for (see models/tasks.py).")
+    purpose_scores: PurposeScores | None = None
+    teams: list[str] = Field(default_factory=list, description="Team(s) that own it (pipeline/routing.yaml).")
+    priority: float = Field(0.0, ge=0.0, le=100.0, description="reach x negativity x urgency, 0..100.")
     brands: list[str] = Field(default_factory=list, description="Ids of every tracked brand named.")
     competitors: list[str] = Field(default_factory=list, description="Subset of brands that are competitors.")
     entities: Entities = Field(default_factory=Entities)

