@@ -117,12 +117,11 @@ def ceiling_runner(enricher, texts: list[str], folder: Path):
 def cache_hit_rate(texts: list[str], capacity: int) -> dict:
     """Hit rate of the near-duplicate cache (and of an exact-text cache) over a replayed corpus."""
     from models.result_cache import ResultCache, near_duplicate_key
-    from models.text import normalise_for_model
 
     near: ResultCache[bool] = ResultCache(capacity)
     exact: ResultCache[bool] = ResultCache(capacity)
     for text in texts:
-        for cache, key in ((near, near_duplicate_key(normalise_for_model(text))), (exact, text.encode())):
+        for cache, key in ((near, near_duplicate_key(text)), (exact, text.encode())):
             if cache.get(key) is None:
                 cache.put(key, True)
     return {"texts": len(texts), "capacity": capacity, "near_duplicate_hit_rate": round(near.hit_rate, 4),
@@ -153,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     variants = []
     for folder in sorted(p for p in WEIGHTS_DIR.iterdir() if (p / "model.json").exists()):
         for backend in ("torch", "onnx"):
+            if backend == "torch" and not Bundle.load(folder).torch_path.exists():
+                continue  # an ONNX-only variant
             enricher = Enricher.load(folder, backend=backend, cache_size=0, batch_size=BATCH)
             median, runs = timed(lambda: enricher.predict(texts), args.runs)
             entry = {"name": f"{folder.name}/{backend}", "layers": enricher.bundle.layers,

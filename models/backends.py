@@ -56,6 +56,9 @@ class TorchBackend:
         from models.export import expand_state
         from models.network import MultiTaskModel
 
+        if not bundle.torch_path.exists():
+            raise FileNotFoundError(f"{bundle.model_version} ships no PyTorch weights (ONNX only, to keep the "
+                                    "repository's weights small); use the onnx backend")
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch

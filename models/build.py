@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=None, help="default: models/weights/<variant>")
     parser.add_argument("--per-tensor", action="store_true", help="one int8 scale per tensor (faster, less exact)")
+    parser.add_argument("--onnx-only", action="store_true", help="ship no PyTorch weights (size budget)")
     parser.add_argument("--max-posts", type=int, default=0, help="cap the purpose pool (smoke runs)")
     parser.add_argument("--version", default=datetime.now(timezone.utc).strftime("%Y.%m.%d"))
     args = parser.parse_args(argv)
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         "training": {k: training.get(k) for k in ("steps", "seed", "train_minutes", "train_sizes", "dev")},
     }
     out = args.out or WEIGHTS_DIR / args.variant
-    write_bundle(model, source, out, manifest, per_channel=not args.per_tensor)
+    write_bundle(model, source, out, manifest, per_channel=not args.per_tensor, torch_weights=not args.onnx_only)
     sizes = {p.name: round(p.stat().st_size / 1e6, 1) for p in sorted(out.iterdir())}
     print(f"wrote {out}: {sizes} MB")
     return 0

@@ -163,7 +163,7 @@ class Enricher:
     def predict(self, texts: list[str]) -> list[TextEnrichment]:
         """One result per text, in input order; copies of a text already seen reuse its result."""
         normalised = [normalise_for_model(t) for t in texts]
-        keys = [near_duplicate_key(t) for t in normalised]
+        keys = [near_duplicate_key(t) for t in texts]
         results: list[TextEnrichment | None] = [self.cache.get(k) for k in keys]
         todo: dict[bytes, int] = {}  # first occurrence of each uncached key in this batch
         for i, (key, result) in enumerate(zip(keys, results)):

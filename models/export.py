@@ -79,7 +79,8 @@ def expand_state(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def write_bundle(model: MultiTaskModel, tokenizer_dir: Path, out: Path, manifest: dict, per_channel: bool = True) -> None:
+def write_bundle(model: MultiTaskModel, tokenizer_dir: Path, out: Path, manifest: dict, per_channel: bool = True,
+                 torch_weights: bool = True) -> None:
     """Everything a variant needs at run time, written to ``out`` (replacing what was there)."""
     from safetensors.torch import save_file
 
@@ -88,7 +89,10 @@ def write_bundle(model: MultiTaskModel, tokenizer_dir: Path, out: Path, manifest
     model.encoder.config.save_pretrained(str(out))
     shutil.copyfile(tokenizer_dir / "tokenizer.json", out / "tokenizer.json")
     stored = compact_state(model.state_dict())
-    save_file(stored, str(out / TORCH_FILE))
+    if torch_weights:
+        save_file(stored, str(out / TORCH_FILE))
+    else:
+        (out / TORCH_FILE).unlink(missing_ok=True)
     # Export ONNX from the same rounded numbers the PyTorch backend will load.
     model.load_state_dict(expand_state(stored))
     with tempfile.TemporaryDirectory() as tmp:

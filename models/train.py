@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
-        running[name].append(float(loss))
+        running[name].append(loss.item())
         seen += len(ids)
         if (step + 1) % 50 == 0:
             elapsed = time.perf_counter() - started

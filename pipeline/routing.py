@@ -5,9 +5,11 @@ its teams in ``routing.yaml``, a per-language override can replace them (a Spani
 and a per-brand override beats both (a subsidiary's own care team). A mention that names a
 brand but has no purpose goes to ``fallback_teams``; one with neither goes to nobody.
 
-Abuse needs no reply: a spam-only mention, or a toxic one (offensive or hate) without the
-``risk`` purpose, gets none of the teams that answer customers (those the ``customer_care``
-and ``sales_lead`` purposes route to), while every other team, risk's included, still gets it.
+Abuse needs no reply: a spam-only mention, a hateful one, or an offensive one that is not a
+complaint (complaint probability below 0.5), each without the ``risk`` purpose, gets none of the
+teams that answer customers (those the ``customer_care`` and ``sales_lead`` purposes route to),
+while every other team, risk's included, still gets it. An angry customer who swears is still a
+customer: an offensive complaint is answered.
 
 Priority, in points from 0 to 100 (rounded to 2 decimals), is ``100 * reach * negativity * urgency``:
 
@@ -40,6 +42,9 @@ Purpose = Literal[PURPOSES]  # type: ignore[valid-type]
 
 # The built-in teams; routing.yaml may add its own ids (a subsidiary's care desk).
 TEAMS = ("customer_care", "marketing_pr", "sales", "product", "investor_relations", "hr", "legal_crisis")
+
+# P(complaint) from which an offensive post is an angry customer rather than a troll.
+COMPLAINT_THRESHOLD = 0.5
 
 # Purposes whose teams reply to the author: the ones that abuse and spam must not reach.
 REPLY_PURPOSES: tuple[str, ...] = ("customer_care", "sales_lead")
@@ -172,9 +177,12 @@ class RoutingInput:
 
     @property
     def needs_reply(self) -> bool:
-        """False for spam alone and for abuse that is not a risk: trolls are not answered."""
-        toxic = self.offensive or self.hate
-        return not (self.spam_only or (toxic and "risk" not in self.purposes))
+        """False for spam alone and for abuse that is not a risk: trolls are not answered.
+
+        Offensive language inside a complaint is not trolling (the offensive head also fires on
+        furious customers), so it only counts as abuse when the post is not a complaint."""
+        abusive = self.hate or (self.offensive and (self.complaint or 0.0) < COMPLAINT_THRESHOLD)
+        return not (self.spam_only or (abusive and "risk" not in self.purposes))
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,13 @@ def test_toxic_abuse_gets_no_reply_team_but_risk_still_routes(rules, flag):
     assert teams(rules, purposes=("customer_care",), brands=("united",)) == ("customer_care",)
 
 
+def test_an_offensive_complaint_is_an_angry_customer_and_is_answered(rules):
+    angry = {"brands": ("united",), "purposes": ("customer_care",), "offensive": True}
+    assert teams(rules, complaint=0.9, **angry) == ("customer_care",)
+    assert teams(rules, complaint=0.2, **angry) == ()  # offensive and no complaint: a troll
+    assert teams(rules, complaint=0.9, hate=True, brands=("united",), purposes=("customer_care",)) == ()
+
+
 def test_toxic_abuse_skips_overridden_reply_teams_too(tmp_path):
     rules = rules_with(tmp_path, language_overrides={"es": {"customer_care": ["customer_care_es"]}})
     assert teams(rules, purposes=("customer_care", "praise"), lang="es", offensive=True) == ("marketing_pr",)
