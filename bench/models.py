@@ -128,6 +128,15 @@ def cache_hit_rate(texts: list[str], capacity: int) -> dict:
             "exact_text_hit_rate": round(exact.hit_rate, 4)}
 
 
+def int8_instructions() -> list[str]:
+    """The CPU's int8 dot-product extensions: int8 speed-ups depend on them (VNNI/AMX vs AVX2 only)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return []
+    return sorted(flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", type=int, default=2000)
@@ -138,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from models.enricher import Enricher
+    from bench.pipeline import machine
     from models.evaluate import score_model
     from pipeline.settings import Settings
 
@@ -186,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         "runs_s": {"naive": [round(s, 2) for s in naive_runs], "ceiling": [round(s, 2) for s in ceiling_runs],
                    "earshot": [round(s, 2) for s in earshot_runs]},
         "cache": cache_hit_rate(corpus, Settings().model_cache_size),
+        "machine": machine(),
+        "int8_instructions": int8_instructions(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -91,7 +91,11 @@ def decode(bundle: Bundle, logits: dict[str, np.ndarray]) -> list[TextEnrichment
             yes = float(probs[task][row][1])
             return Flag(yes >= 0.5, _round(yes))
 
-        purpose_p = probs["purpose"][row]
+        purpose_p = probs["purpose"][row].copy()
+        # A complaint is a customer-care case by definition; the complaint head is trained on
+        # human labels, the purpose head on weak ones, so the stronger of the two decides.
+        care = PURPOSES.index("customer_care")
+        purpose_p[care] = max(purpose_p[care], probs["complaint"][row][1])
         results.append(
             TextEnrichment(
                 sentiment=single("sentiment"),

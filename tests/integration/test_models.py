@@ -142,3 +142,12 @@ def test_classify_cli_pipes_stdin_to_stdout():
     assert result.returncode == 0, result.stderr
     [line] = result.stdout.splitlines()
     assert json.loads(line)["sentiment"]["label"] == "positive"
+
+
+def test_the_faster_three_layer_variant_is_selectable():
+    fast = Enricher.load("minilm-l3", backend="onnx")
+    assert fast.bundle.layers == 3 and fast.model_version.startswith("earshot-minilm-l3@")
+    angry, happy = fast.predict(CLEAR)
+    assert angry.sentiment.label == "negative" and happy.sentiment.label == "positive"
+    with pytest.raises(FileNotFoundError, match="onnx backend"):
+        Enricher.load("minilm-l3", backend="torch")  # shipped as ONNX only (size budget)

@@ -69,3 +69,29 @@ def test_a_document_es_refuses_comes_back_with_its_reason_and_the_rest_is_stored
     assert [r.mention_id for r in refused] == ["sink:299"]
     assert "strict_dynamic_mapping_exception" in refused[0].reason
     assert refused[0].document["unexpected_field"]
+
+
+def test_indices_from_an_older_schema_get_the_new_fields(settings):
+    """A monthly index created before schema 2 (no model fields) accepts schema-2 documents after start-up."""
+    from pipeline.index import MENTION_MAPPINGS
+
+    index = f"{settings.index_prefix}-mentions-2025.01"
+    old = {k: v for k, v in MENTION_MAPPINGS["properties"].items() if k not in ("emotion", "purposes", "teams", "priority")}
+
+    async def go():
+        es = make_es_client(settings)
+        try:
+            await es.indices.create(index=index, mappings={"dynamic": "strict", "properties": old})
+            await ensure_mentions_layout(es, settings)
+            created = datetime(2025, 1, 5, tzinfo=timezone.utc)
+            document = EnrichedMention(id="sink:old", source="sink", text="hello", created_at=created,
+                                       ingested_at=created, purposes=["praise"], teams=["marketing_pr"],
+                                       priority=12.5).to_document()
+            refused = await MentionSink(es, settings).write([(document, created)])
+            mapping = (await es.indices.get_mapping(index=index))[index]["mappings"]["properties"]
+            return refused, mapping
+        finally:
+            await es.close()
+
+    refused, mapping = run(go())
+    assert refused == [] and {"emotion", "purposes", "teams", "priority"} <= set(mapping)

@@ -42,8 +42,18 @@ def test_purposes_are_multi_label_with_per_purpose_thresholds():
     out["purpose"] = np.full((1, len(PURPOSES)), -5.0, dtype=np.float32)
     out["purpose"][0, PURPOSES.index("customer_care")] = 3.0  # p = 0.95
     out["purpose"][0, PURPOSES.index("risk")] = 0.0  # p = 0.5
+    out["complaint"] = np.array([[2.0, 0.0]], dtype=np.float32)  # not a complaint
     [result] = decode(bundle(), out)
     assert result.purposes == ("customer_care", "risk")
     [strict] = decode(bundle({"risk": 0.6}), out)
     assert strict.purposes == ("customer_care",)
     assert set(result.purpose_scores) == set(PURPOSES)
+
+
+def test_a_complaint_is_a_customer_care_case():
+    out = logits(2)
+    out["purpose"] = np.full((2, len(PURPOSES)), -5.0, dtype=np.float32)
+    out["complaint"] = np.array([[0.0, 3.0], [3.0, 0.0]], dtype=np.float32)
+    complaint, other = decode(bundle(), out)
+    assert complaint.purposes == ("customer_care",) and complaint.purpose_scores["customer_care"] == complaint.complaint.score
+    assert other.purposes == () and other.purpose_scores["customer_care"] < 0.05
