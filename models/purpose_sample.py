@@ -3,9 +3,8 @@
     python -m models.purpose_sample [--per-purpose 30] [--out .earshot/purpose-sample.jsonl]
 
 The posts are ones the purpose head never trained on: TweetEval val texts, the held-out 30% of
-the complaint set, and a seeded 20,000 of the pool posts that were left out of its weak-label
-training set (no rule fired on them and they were not drawn as negatives, so whatever purpose
-the model gives them is its own generalisation). For each purpose, a seeded random sample of
+the complaint set, and the 15% of the weak-label pool held out for this check
+(``models.purpose_head.held_out_for_check``). For each purpose, a seeded random sample of
 the posts the shipped model assigns it. A reviewer reads each one and records a verdict; the tallies go
 into ``models/purpose_precision.json`` and the model card.
 """
@@ -23,16 +22,14 @@ from models.data import (DEFAULT_DATA, REPO_ROOT, MissingData, complaints_path, 
 from models.tasks import PURPOSES
 
 
-def unseen_posts(data: Path, pool_sample: int = 20_000, seed: int = 7) -> list[str]:
-    from models.purpose_head import real_post_pool, weak_labels
+def unseen_posts(data: Path) -> list[str]:
+    from models.purpose_head import held_out_for_check, real_post_pool
 
     texts: list[str] = []
     for task in ("sentiment", "emotion", "offensive", "hate", "irony"):
         texts += load_tweeteval(data, task, "val")[0]
     texts += [r.text for r in split_complaints(load_complaints(complaints_path(data)))[1]]
-    trained_on = set(weak_labels(data).texts)
-    left_out = [t for t in real_post_pool(data)[0] if t not in trained_on]
-    texts += random.Random(seed).sample(left_out, min(pool_sample, len(left_out)))
+    texts += [t for t in real_post_pool(data)[0] if held_out_for_check(t)]
     return list(dict.fromkeys(texts))
 
 

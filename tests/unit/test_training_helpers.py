@@ -43,3 +43,20 @@ def test_macro_scores_average_over_classes():
     assert abs(scores["macro_f1"] - (8 / 9 + 2 / 3) / 2) < 1e-9
     assert abs(scores["macro_recall"] - 0.75) < 1e-9
     assert macro_scores(np.array([0, 0]), np.array([0, 0]), 3)["macro_f1"] == 1.0  # absent classes are skipped
+
+
+def test_purpose_thresholds_match_the_weak_labels_prevalence_within_bounds():
+    from models.purpose_head import prevalence_thresholds
+    from models.tasks import PURPOSES
+
+    rng = np.random.default_rng(0)
+    probs = rng.uniform(0, 0.4, size=(1000, len(PURPOSES)))
+    targets = np.zeros_like(probs, dtype=np.int8)
+    targets[:20, 0] = 1  # customer_care: 20 weak positives
+    probs[:20, 0] = 0.3 + np.arange(20) / 1000  # the head ranks them first, below 0.5
+    targets[:5, 1] = 1
+    probs[:, 1] = 0.9  # a head that is sure of everything is capped at 0.5
+    thresholds = prevalence_thresholds(probs, targets)
+    assert (probs[:, 0] >= thresholds["customer_care"]).sum() == 20
+    assert thresholds["sales_lead"] == 0.5
+    assert all(0.1 <= t <= 0.5 for t in thresholds.values())
