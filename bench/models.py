@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.results import write_results
 from models.bundle import WEIGHTS_DIR, Bundle
 from models.data import DEFAULT_DATA, MissingData, supervised_splits
 
@@ -199,10 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "int8_instructions": int8_instructions(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k != "variants"}, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, report, summary_without=("variants",))
     return 0
 
 

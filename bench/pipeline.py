@@ -31,6 +31,7 @@ from pathlib import Path
 import httpx
 
 from bench.harness import REPO, Worker, drop_namespace, services_running, services_up
+from bench.results import write_results
 
 RESULTS = REPO / "bench" / "results"
 ES = "http://127.0.0.1:9200"
@@ -155,9 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
+    write_results(args.out, result, summary_without=("runs",))
     return 0
 
 

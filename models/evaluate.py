@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.results import write_results
 from models.data import (DEFAULT_DATA, REPO_ROOT, MissingData, Split, complaints_path, load_complaints,
                          split_complaints, supervised_splits)
 from models.tasks import SUPERVISED_TASKS, TASKS_BY_NAME
@@ -168,10 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         **complaint_details(enricher, args.data),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k != "tasks"}, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, report, summary_without=("tasks",))
     return 0
 
 
