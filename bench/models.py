@@ -64,15 +64,11 @@ def naive_runner(texts: list[str]):
 def export_bare_encoder(bundle: Bundle, folder: Path) -> Path:
     """The bundle's encoder alone (no heads), int8, as ONNX: the ONNX backend's ceiling."""
     import torch
-    from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModel
 
-    from models.export import OPSET, expand_state, quantise_int8
+    from models.backends import TorchBackend
+    from models.export import export_onnx, quantise_int8
 
-    encoder = AutoModel.from_config(AutoConfig.from_pretrained(str(bundle.path)))
-    state = expand_state(load_file(str(bundle.torch_path)))
-    encoder.load_state_dict({k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")})
-    encoder.eval()
+    encoder = TorchBackend(bundle).model.encoder
 
     class Bare(torch.nn.Module):
         def __init__(self):
@@ -82,22 +78,19 @@ def export_bare_encoder(bundle: Bundle, folder: Path) -> Path:
         def forward(self, input_ids, attention_mask):
             return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
-    fp32 = folder / "bare.fp32.onnx"
-    example = (torch.ones((2, 8), dtype=torch.long), torch.ones((2, 8), dtype=torch.long))
-    torch.onnx.export(Bare(), example, str(fp32), input_names=["input_ids", "attention_mask"], output_names=["hidden"],
-                      dynamic_axes={"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"}},
-                      opset_version=OPSET, dynamo=False)
-    int8 = folder / "bare.int8.onnx"
+    fp32, int8 = folder / "bare.fp32.onnx", folder / "bare.int8.onnx"
+    export_onnx(Bare(), fp32, ["hidden"], {0: "batch", 1: "tokens"})
     quantise_int8(fp32, int8)
     return int8
 
 
 def ceiling_runner(enricher, texts: list[str], folder: Path):
     """Bare encoder forward passes over pre-tokenised, length-sorted, padded batches."""
+    from models.batching import padded_batches
     from models.text import normalise_for_model
 
     ids = enricher.encode([normalise_for_model(t) for t in texts])
-    batches = [(i, m) for _, i, m in enricher.padded_batches(ids)]
+    batches = [(i, m) for _, i, m in padded_batches(ids, enricher.batch_size, enricher.pad_id)]
     if enricher.backend.name.startswith("onnx"):
         import onnxruntime as ort
 

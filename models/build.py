@@ -30,18 +30,15 @@ def pooled_features(model, tokenizer, texts: list[str], max_len: int = 64, batch
     """Mean-pooled encoder features of ``texts`` (normalised as at inference), (n, width) float32."""
     import torch
 
-    from models.text import normalise_for_model
-    from models.train import pad
+    from models.batching import padded_batches
+    from models.train import tokenize
 
-    ids = tokenizer([normalise_for_model(t) for t in texts], truncation=True, max_length=max_len)["input_ids"]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    ids = tokenize(tokenizer, texts, max_len)
     out = np.zeros((len(ids), model.encoder.config.hidden_size), dtype=np.float32)
     model.eval()
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            input_ids, mask = pad([ids[i] for i in idx], tokenizer.pad_token_id)
-            out[idx] = model.features(input_ids, mask).numpy()
+        for rows, input_ids, mask in padded_batches(ids, batch_size, tokenizer.pad_token_id):
+            out[rows] = model.features(torch.from_numpy(input_ids), torch.from_numpy(mask)).numpy()
     return out
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from models.backends import Backend, load_backend
+from models.batching import padded_batches
 from models.bundle import Bundle, variant_dir
 from models.result_cache import ResultCache, near_duplicate_key
 from models.tasks import PURPOSES
@@ -141,23 +142,10 @@ class Enricher:
         """Token ids of already-normalised texts, truncated, unpadded."""
         return [e.ids for e in self.tokenizer.encode_batch(texts)]
 
-    def padded_batches(self, ids: list[list[int]]):
-        """Yield (row indices, input_ids, attention_mask): length-sorted slices, dynamically padded."""
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            width = max(len(ids[i]) for i in rows)
-            input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for r, i in enumerate(rows):
-                input_ids[r, : len(ids[i])] = ids[i]
-                mask[r, : len(ids[i])] = 1
-            yield rows, input_ids, mask
-
     def run_model(self, texts: list[str]) -> list[TextEnrichment]:
         """The forward passes for normalised ``texts`` (no cache), in input order."""
         results: list[TextEnrichment | None] = [None] * len(texts)
-        for rows, input_ids, mask in self.padded_batches(self.encode(texts)):
+        for rows, input_ids, mask in padded_batches(self.encode(texts), self.batch_size, self.pad_id):
             outputs = self.backend.run(input_ids, mask)
             decoded = decode(self.bundle, dict(zip(self.bundle.outputs, outputs)))
             for i, result in zip(rows, decoded):

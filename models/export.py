@@ -21,14 +21,17 @@ from models.network import MultiTaskModel
 OPSET = 17
 
 
-def export_onnx(model: MultiTaskModel, path: Path) -> None:
-    """fp32 ONNX graph: (input_ids, attention_mask) -> one logits output per task."""
-    model.eval()
+def export_onnx(module: torch.nn.Module, path: Path, output_names: list[str] | None = None,
+                output_axes: dict[int, str] | None = None) -> None:
+    """fp32 ONNX graph: (input_ids, attention_mask) -> ``output_names`` (default: one logits
+    output per task of a ``MultiTaskModel``), with dynamic batch and token axes."""
+    module.eval()
+    output_names = output_names or list(module.task_names)
     example = (torch.ones((2, 8), dtype=torch.long), torch.ones((2, 8), dtype=torch.long))
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}}
-    axes.update({name: {0: "batch"} for name in model.task_names})
-    torch.onnx.export(model, example, str(path), input_names=["input_ids", "attention_mask"],
-                      output_names=list(model.task_names), dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    axes.update({name: output_axes or {0: "batch"} for name in output_names})
+    torch.onnx.export(module, example, str(path), input_names=["input_ids", "attention_mask"],
+                      output_names=output_names, dynamic_axes=axes, opset_version=OPSET, dynamo=False)
 
 
 def quantise_int8(source: Path, target: Path, per_channel: bool = True) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.batching import pad, padded_batches
 from models.data import DEFAULT_DATA, REPO_ROOT, MissingData, Split, supervised_splits
 from models.tasks import SUPERVISED_TASKS, TASKS_BY_NAME
 from models.text import normalise_for_model
@@ -80,19 +81,6 @@ class TaskBatches:
         return [self.ids[i] for i in picked], [self.labels[i] for i in picked]
 
 
-def pad(batch_ids: list[list[int]], pad_id: int):
-    """(input_ids, attention_mask) tensors padded to the longest sequence in the batch."""
-    import torch
-
-    width = max(len(x) for x in batch_ids)
-    input_ids = torch.full((len(batch_ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch_ids), width), dtype=torch.long)
-    for row, ids in enumerate(batch_ids):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        mask[row, : len(ids)] = 1
-    return input_ids, mask
-
-
 def tokenize(tokenizer, texts: list[str], max_len: int) -> list[list[int]]:
     return tokenizer([normalise_for_model(t) for t in texts], truncation=True, max_length=max_len)["input_ids"]
 
@@ -106,13 +94,11 @@ def evaluate(model, tokenizer, splits: dict[str, Split], max_len: int, batch_siz
     with torch.inference_mode():
         for name, split in splits.items():
             ids = tokenize(tokenizer, split.texts, max_len)
-            order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
             preds = np.zeros(len(ids), dtype=int)
             head = model.task_names.index(name)
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                input_ids, mask = pad([ids[i] for i in idx], tokenizer.pad_token_id)
-                preds[idx] = model(input_ids, mask)[head].argmax(-1).numpy()
+            for rows, input_ids, mask in padded_batches(ids, batch_size, tokenizer.pad_token_id):
+                logits = model(torch.from_numpy(input_ids), torch.from_numpy(mask))[head]
+                preds[rows] = logits.argmax(-1).numpy()
             scores = macro_scores(np.asarray(split.labels), preds, len(TASKS_BY_NAME[name].labels))
             report[name] = {"split": split.name, "n": len(split), **{k: round(v, 4) for k, v in scores.items()}}
     model.train()
@@ -218,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     for step in range(start_step, args.steps):
         name = rng.choices(names, weights)[0]
         ids, labels = batches[name].next()
-        input_ids, mask = pad(ids, tokenizer.pad_token_id)
+        input_ids, mask = (torch.from_numpy(a) for a in pad(ids, tokenizer.pad_token_id))
         logits = model(input_ids, mask)[model.task_names.index(name)]
         loss = losses[name](logits, torch.tensor(labels))
         optimizer.zero_grad(set_to_none=True)
