@@ -7,10 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up down status reset run worker api replay test test-unit bench-pipeline bench-models models eval-models lock clean
+.PHONY: help venv up down status reset run worker api replay test test-unit bench-pipeline bench-models models eval-models eval-spikes lock clean
 
 help:
-	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker api replay test-unit bench-pipeline bench-models models eval-models lock"
+	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker api replay test-unit bench-pipeline bench-models models eval-models eval-spikes lock"
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ models: venv
 
 eval-models: venv
 	$(BIN)/python -m models.evaluate $(ARGS)
+
+# The spike detector (earshot detect) on NAB's labelled tweet-volume series -> bench/results/spikes.json
+eval-spikes: venv
+	$(BIN)/python -m bench.spikes $(ARGS)
 
 lock: venv
 	{ sed -n '1,2p' requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | sort -f; } > requirements.lock.new

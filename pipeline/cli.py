@@ -6,6 +6,7 @@
                                         replay the demo corpus or a JSONL/CSV file to Kafka
     earshot setup                       create Kafka topics and the Elasticsearch template
     earshot classify --in F --out F     enrich JSONL texts with the models and routing ('-' = stdin/stdout)
+    earshot detect --in F --out F       spike incidents of a timestamp,value CSV ('-' = stdin/stdout)
 """
 
 from __future__ import annotations
@@ -138,6 +139,29 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_detect(args: argparse.Namespace) -> int:
+    from pipeline.detect_csv import BadSeries, opened_incidents, read_series, write_incidents
+
+    source = sys.stdin if str(args.input) == "-" else open(args.input, encoding="utf-8", newline="")
+    try:
+        timestamps, values, naive = read_series(source)
+    except BadSeries as exc:
+        print(f"earshot detect: {args.input}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if source is not sys.stdin:
+            source.close()
+    events = opened_incidents(timestamps, values, tz=args.tz)
+    sink = sys.stdout if str(args.output) == "-" else open(args.output, "w", encoding="utf-8", newline="")
+    try:
+        write_incidents(events, sink, naive)
+    finally:
+        if sink is not sys.stdout:
+            sink.close()
+    print(f"{len(events)} incidents in {len(values)} buckets", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="earshot", description="Social listening pipeline.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--in", dest="input", type=Path, required=True, help="JSONL file, or - for stdin")
     classify.add_argument("--out", dest="output", type=Path, required=True, help="JSONL file, or - for stdout")
     classify.set_defaults(func=cmd_classify)
+    detect = sub.add_parser("detect", help="spike incidents of a timestamp,value CSV (the stream's detector)")
+    detect.add_argument("--in", dest="input", type=Path, required=True, help="CSV timestamp,value; - for stdin")
+    detect.add_argument("--out", dest="output", type=Path, required=True, help="CSV of incidents; - for stdout")
+    detect.add_argument("--tz", default="UTC", help="IANA time zone of the series' daily rhythm (default UTC)")
+    detect.set_defaults(func=cmd_detect)
     return parser
 
 

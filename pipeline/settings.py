@@ -66,6 +66,23 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(50_000, ge=0, description="Texts whose model reading is kept for near-duplicates.")
     model_languages: list[str] = Field(["en"], description="Languages the models read; others get no guess.")
 
+    # Spike detection and alerting
+    brand_timezones: dict[str, str] = Field(
+        {}, description="Brand id -> IANA zone whose time of day and weekday the baselines follow (default UTC)."
+    )
+    detector_lateness_s: float = Field(
+        60.0, ge=0, description="A bucket is closed once event time has passed its end by this much, s."
+    )
+    alert_min_severity: Literal["low", "medium", "high", "critical"] = Field(
+        "low", description="Alerts below this severity are kept in the index but not pushed."
+    )
+    webhook_max_attempts: int = Field(6, ge=1, description="Tries per webhook delivery before its dead letter.")
+    webhook_backoff_s: float = Field(0.5, gt=0, description="First retry delay, s; doubles per try, with jitter.")
+    webhook_timeout_s: float = Field(5.0, gt=0, description="Per-request timeout of a webhook delivery, s.")
+    admin_token: str | None = Field(
+        None, description="Token for admin routes (webhooks, queries) until API keys exist; unset = open locally."
+    )
+
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -83,6 +100,27 @@ class Settings(BaseSettings):
     @property
     def topic_dlq(self) -> str:
         return f"{self.topic_prefix}mentions.dlq"
+
+    @property
+    def topic_by_brand(self) -> str:
+        """Repartition topic: one record per (enriched mention, matched brand), keyed by brand."""
+        return f"{self.topic_prefix}mentions.by-brand"
+
+    @property
+    def topic_alerts(self) -> str:
+        return f"{self.topic_prefix}alerts"
+
+    @property
+    def topic_webhooks_dlq(self) -> str:
+        return f"{self.topic_prefix}alerts.webhooks.dlq"
+
+    @property
+    def alerts_index(self) -> str:
+        return f"{self.index_prefix}-alerts"
+
+    @property
+    def webhooks_index(self) -> str:
+        return f"{self.index_prefix}-webhooks"
 
     @property
     def mentions_alias(self) -> str:
