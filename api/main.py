@@ -5,8 +5,9 @@ Run with ``earshot api`` (uvicorn, ``create_app`` factory).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from elastic_transport import ConnectionError as ESConnectionError
 from elastic_transport import ConnectionTimeout
@@ -14,10 +15,14 @@ from elasticsearch import ApiError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
+from api.alert_feed import AlertFeed
+from api.alert_publisher import AlertPublisher
 from api.cursor import BadCursor
 from api.queries import BadQuery
-from api.routes import brands, health, mentions
+from api.routes import alerts, brands, health, mentions, webhooks
+from pipeline.alert_sink import AlertBusy, ensure_alerts_layout
 from pipeline.settings import Settings, get_settings
 from pipeline.sink import make_es_client
 
@@ -28,6 +33,17 @@ def _error(status: int, message: str, **extra) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message, **extra})
 
 
+async def _install_alerts_layout(es, settings: Settings) -> bool:
+    """Create the alerts and webhooks indices; False (and a warning) if ES cannot be reached now.
+    Writes install them later (``api.deps.alerts_layout``); reads treat a missing index as empty."""
+    try:
+        await ensure_alerts_layout(es, settings)
+    except (ESConnectionError, ConnectionTimeout, ApiError) as exc:
+        log.warning("alerts layout not installed at start-up (%s); will retry on the first write", exc)
+        return False
+    return True
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -35,20 +51,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.settings = settings
         app.state.es = make_es_client(settings)
+        app.state.alerts_layout_ready = await _install_alerts_layout(app.state.es, settings)
+        app.state.alert_publisher = AlertPublisher(settings)  # its producer starts on the first change
+        app.state.alert_feed = AlertFeed(settings)
+        feed_task = asyncio.create_task(app.state.alert_feed.run(), name="alert-feed")
         try:
             yield
         finally:
+            feed_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await feed_task
+            await app.state.alert_publisher.close()
             await app.state.es.close()
 
     app = FastAPI(
         title="earshot",
         version="0.1.0",
-        description="Social listening: search enriched mentions and brand trends.",
+        description="Social listening: search enriched mentions, brand trends, alerts and their webhooks.",
         lifespan=lifespan,
     )
     app.include_router(health.router)
     app.include_router(mentions.router, prefix="/v1")
     app.include_router(brands.router, prefix="/v1")
+    app.include_router(alerts.router, prefix="/v1")
+    app.include_router(webhooks.router, prefix="/v1")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        response = _error(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
+    @app.exception_handler(AlertBusy)
+    async def alert_busy(request: Request, exc: AlertBusy) -> JSONResponse:
+        return _error(409, "the alert is being changed by others right now; retry")
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -41,14 +41,18 @@ def filter_clauses(f: MentionFilter) -> list[dict[str, Any]]:
         clauses.append({"term": {"lang": f.lang}})
     if f.source:
         clauses.append({"term": {"source": f.source}})
-    if f.since or f.until:
-        rng: dict[str, str] = {}
-        if f.since:
-            rng["gte"] = f.since.isoformat()
-        if f.until:
-            rng["lt"] = f.until.isoformat()
-        clauses.append({"range": {"created_at": rng}})
+    clauses.extend(time_range("created_at", f.since, f.until))
     return clauses
+
+
+def time_range(field: str, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
+    """[since, until) on ``field`` as zero or one ``range`` clause."""
+    rng: dict[str, str] = {}
+    if since:
+        rng["gte"] = since.isoformat()
+    if until:
+        rng["lt"] = until.isoformat()
+    return [{"range": {field: rng}}] if rng else []
 
 
 def search_body(f: MentionFilter, size: int, search_after: list[Any] | None) -> dict[str, Any]:
@@ -79,6 +83,34 @@ def search_body(f: MentionFilter, size: int, search_after: list[Any] | None) -> 
             "post_tags": ["</mark>"],
             "encoder": "html",  # escape the post's own markup; only our <mark> tags are HTML
         }
+    if search_after is not None:
+        body["search_after"] = search_after
+    return body
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    brand: str | None = None
+    status: str | None = None
+    severities: tuple[str, ...] = ()
+    signal: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def alert_search_body(f: AlertFilter, size: int, search_after: list[Any] | None) -> dict[str, Any]:
+    """Alerts matching ``f`` (``since``/``until`` on ``updated_at``), newest updated first, ties by id."""
+    clauses: list[dict[str, Any]] = [{"term": {field: value}} for field, value in
+                                     (("brand", f.brand), ("status", f.status), ("signal", f.signal)) if value]
+    if f.severities:
+        clauses.append({"terms": {"severity": list(f.severities)}})
+    clauses.extend(time_range("updated_at", f.since, f.until))
+    body: dict[str, Any] = {
+        "size": size,
+        "query": {"bool": {"filter": clauses}},
+        "sort": [{"updated_at": {"order": "desc"}}, {"id": {"order": "desc"}}],
+        "track_total_hits": True,
+    }
     if search_after is not None:
         body["search_after"] = search_after
     return body

@@ -42,7 +42,8 @@ def ensure_topics(settings: Settings) -> None:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="earshot-admin")
     try:
         existing = set(admin.list_topics())
-        wanted = [settings.topic_raw, settings.topic_enriched, settings.topic_dlq]
+        wanted = [settings.topic_raw, settings.topic_enriched, settings.topic_dlq, settings.topic_by_brand,
+                  settings.topic_alerts, settings.topic_webhooks_dlq]
         missing = [NewTopic(t, settings.topic_partitions, 1) for t in wanted if t not in existing]
         if missing:
             try:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 Signal = Literal["volume", "negative", "complaint", "risk"]
 Severity = Literal["low", "medium", "high", "critical"]
 AlertStatus = Literal["open", "escalated", "resolved"]
+Change = Literal["opened", "updated", "escalated", "reopened", "resolved", "acknowledged"]
 SIGNALS: tuple[str, ...] = ("volume", "negative", "complaint", "risk")
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 STATUSES: tuple[str, ...] = ("open", "escalated", "resolved")
@@ -69,6 +70,8 @@ class Alert(_Record):
     signal: Signal
     severity: Severity
     status: AlertStatus
+    last_change: Change = Field("opened", description="What this version changed: opened, updated, escalated, "
+                                                      "reopened (within the cooldown), resolved, acknowledged.")
     started_at: datetime = Field(..., description="Start of the bucket that opened the incident.")
     updated_at: datetime = Field(..., description="End of the last bucket that changed it (event time).")
     resolved_at: datetime | None = None
@@ -87,6 +90,7 @@ class Alert(_Record):
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     resolved_by: str | None = Field(None, description="Who resolved it by hand; None when the detector did.")
+    note: str | None = Field(None, max_length=2000, description="The last note a person left with an ack or resolve.")
 
     def to_document(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -103,6 +107,7 @@ ALERT_MAPPINGS: dict[str, Any] = {
         "signal": _KEYWORD,
         "severity": _KEYWORD,
         "status": _KEYWORD,
+        "last_change": _KEYWORD,
         "started_at": _DATE,
         "updated_at": _DATE,
         "resolved_at": _DATE,
@@ -122,8 +127,9 @@ ALERT_MAPPINGS: dict[str, Any] = {
         "acknowledged_at": _DATE,
         "acknowledged_by": _KEYWORD,
         "resolved_by": _KEYWORD,
+        "note": {"type": "text"},
     },
 }
 
 # Fields only people change (through the API); the detector's writes never overwrite them.
-HUMAN_FIELDS: tuple[str, ...] = ("acknowledged_at", "acknowledged_by", "resolved_by")
+HUMAN_FIELDS: tuple[str, ...] = ("acknowledged_at", "acknowledged_by", "resolved_by", "note")

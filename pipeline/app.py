@@ -1,8 +1,14 @@
 """The earshot worker: one Faust app, its topics, and its agents, declared in one place.
 
     mentions.raw --validate+enrich--> mentions.enriched --index--> Elasticsearch
-         \\                                  \\
-          `--> mentions.dlq (bad records)     `--> mentions.dlq (refused by ES)
+         \\                                  \\      \\
+          `--> mentions.dlq (bad records)     \\      `--> mentions.dlq (refused by ES)
+                                               `--rekey--> mentions.by-brand (key: brand)
+                                                              |
+                       windowed table brand-minutes (1 min, event time) + table spike-watch
+                                                              |
+                                           watch_brands --> alerts --index--> ES alerts index
+                                                                  `--notify--> webhooks (DLQ: alerts.webhooks.dlq)
 
 Delivery is at-least-once: each agent works in batches (``stream.take``), and Faust acks a
 batch's offsets only after the agent body has finished with it, i.e. after the enriched
@@ -25,6 +31,7 @@ from typing import Any
 import faust
 from elasticsearch import ApiError
 
+from pipeline.brand_watch import BrandWatch, brand_mentions, minute_counts, watch_config
 from pipeline.deadletter import dead_letter, encode_dead_letter
 from pipeline.retry import retry_until_done
 from pipeline.schema import Mention, Rejection, parse_mention
@@ -59,6 +66,43 @@ enriched_topic = app.topic(
     settings.topic_enriched, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
 )
 dlq_topic = app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
+class BrandMention(faust.Record, serializer="json", include_metadata=False):
+    """One (enriched mention, brand) pair on ``mentions.by-brand``, or a clock tick (``tick``)."""
+
+    brand: str
+    ts: float  # created_at, epoch seconds: the event time the brand's minutes are counted in
+    id: str = ""
+    tick: bool = False
+    negative: bool = False
+    complaint: bool = False
+    risk: bool = False
+    spam: bool = False
+    text: str = ""
+    author: str | None = None
+    url: str | None = None
+    engagement: int = 0
+    sentiment: str | None = None
+
+
+# Keyed by brand, so one brand's records, minutes and detector state live in one partition.
+by_brand_topic = app.topic(settings.topic_by_brand, key_type=str, value_type=BrandMention, key_serializer="raw")
+alerts_topic = app.topic(settings.topic_alerts, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw")
+webhooks_dlq_topic = app.topic(settings.topic_webhooks_dlq, key_type=bytes, value_type=bytes, key_serializer="raw",
+                               value_serializer="raw")
+
+# [volume, negative, complaint, risk] per brand and minute of event time; changelogged, so a
+# restarted worker closes its minutes with the counts it had.
+brand_minutes = (
+    app.Table("brand-minutes", default=list, partitions=settings.topic_partitions, key_type=str)
+    .tumbling(60.0, expires=timedelta(hours=6))
+    .relative_to_field(BrandMention.ts)
+)
+# BrandWatch.to_state() per brand (JSON text): detector baselines, next minute to close, incidents.
+spike_watch = app.Table("spike-watch", default=None, partitions=settings.topic_partitions, key_type=str,
+                        value_type=str)
 
 
 def _now() -> datetime:
@@ -170,6 +214,93 @@ async def enrich_batch(enricher, events: list[Any]) -> None:
     if letters:
         await send_dead_letters(letters)
         log.info("dead-lettered %d records: %s", len(letters), letters[0][1]["reason"])
+
+
+@app.agent(enriched_topic)
+async def rekey_by_brand(stream):
+    """Re-key each enriched mention by brand (one record per brand named) for counting."""
+    async for events in stream.take_events(settings.index_batch_size, within=settings.index_batch_window_s):
+        try:
+            records = []
+            for event in events:
+                try:
+                    document = json.loads(event.value)
+                    records += [(r["brand"], BrandMention(**r)) for r in brand_mentions(document)]
+                except (ValueError, KeyError, TypeError):
+                    continue  # unreadable: index_mentions dead-letters it with the reason
+            await deliver(by_brand_topic, records)
+        except Exception:  # noqa: BLE001
+            exit_without_commit("rekey_by_brand", len(events))
+
+
+# Watches of the brands this worker's partitions hold (rebuilt from spike-watch after a restart).
+_watches: dict[str, BrandWatch] = {}
+_SAVE_EVERY_MINUTES = 15  # event-time minutes between state snapshots (and at every alert)
+_unsaved: dict[str, int] = {}
+_event_time = {"max": 0.0}  # the furthest event time this worker has seen, any brand (epoch s)
+
+
+def get_watch(brand: str) -> BrandWatch:
+    watch = _watches.get(brand)
+    if watch is None:
+        router = get_enricher().routing
+        tz = get_enricher().brands.timezone(brand)
+        teams = {s: router.alert_teams(brand, s) for s in ("volume", "negative", "complaint", "risk")}
+        config = watch_config(settings.detector_lateness_s, settings.alert_min_severity, settings.detector_warmup_h)
+        saved = spike_watch[brand]
+        watch = (BrandWatch.from_state(brand, json.loads(saved), tz, teams, config) if saved
+                 else BrandWatch(brand, tz, teams, config))
+        _watches[brand] = watch
+    return watch
+
+
+def watch_one(record: BrandMention) -> list[dict[str, Any]]:
+    """Count one record in its minute, close the minutes it makes due, return alert documents."""
+    watch = get_watch(record.brand)
+    if record.tick:
+        due = watch.advance(record.ts)
+    else:
+        _event_time["max"] = max(_event_time["max"], record.ts)
+        counts = brand_minutes[record.brand].value() or [0, 0, 0, 0]
+        brand_minutes[record.brand] = [a + b for a, b in zip(counts, minute_counts(record.asdict()))]
+        due = watch.note(record.asdict())
+    alerts = []
+    window = brand_minutes.table.window
+    for minute in due:
+        alerts += watch.close(minute, brand_minutes[record.brand][window.current(minute)])
+    if due:
+        _unsaved[record.brand] = _unsaved.get(record.brand, 0) + len(due)
+    if alerts or _unsaved.get(record.brand, 0) >= _SAVE_EVERY_MINUTES:
+        spike_watch[record.brand] = json.dumps(watch.to_state(), separators=(",", ":"))
+        _unsaved[record.brand] = 0
+    return alerts
+
+
+@app.agent(by_brand_topic)
+async def watch_brands(stream):
+    """Per brand: count minutes in event time, run the spike detectors, publish alerts."""
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, get_enricher)  # brands and routing (shared with enrichment)
+    async for event in stream.events():
+        try:
+            alerts = watch_one(event.value)
+            if alerts:
+                await deliver(alerts_topic, [(a["brand"].encode(), _json_bytes(a)) for a in alerts])
+                log.info("alerts: %s", ", ".join(f"{a['brand']}/{a['signal']} {a['last_change']} "
+                                                 f"{a['severity']}" for a in alerts))
+        except Exception:  # noqa: BLE001 - never let Faust ack a record whose alerts are not sent
+            exit_without_commit("watch_brands", 1)
+
+
+@app.timer(interval=10.0)
+async def tick_quiet_brands() -> None:
+    """Close the minutes of brands that went quiet while others talk: send each a clock tick at
+    the worker's furthest event time (through the topic, so the tick is processed in order and
+    in the partition that owns the brand's state)."""
+    now = _event_time["max"]
+    for brand, watch in list(_watches.items()):
+        if now - watch.watermark > settings.detector_lateness_s + 60:
+            await by_brand_topic.send(key=brand, value=BrandMention(brand=brand, ts=now, tick=True))
 
 
 @app.agent(enriched_topic)

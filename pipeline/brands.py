@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.schema import Entities
@@ -30,6 +31,16 @@ class BrandSpec(BaseModel):
     hashtags: list[str] = Field(default_factory=list)
     cashtags: list[str] = Field(default_factory=list)
     competitor: bool = Field(False, description="True for a competitor, False for an own brand.")
+    timezone: str = Field("UTC", description="IANA zone whose hours and weekdays its spike baselines follow.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)") from exc
+        return value
 
     @field_validator("handles", "hashtags")
     @classmethod
@@ -84,6 +95,11 @@ class BrandMatcher:
     def from_yaml(cls, path: Path) -> "BrandMatcher":
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         return cls(BrandsFile.model_validate(data).brands)
+
+    def timezone(self, brand_id: str) -> str:
+        """IANA zone of a tracked brand's daily rhythm (UTC for an unknown id)."""
+        spec = self._by_id.get(brand_id)
+        return spec.timezone if spec else "UTC"
 
     def is_competitor(self, brand_id: str) -> bool:
         return self._by_id[brand_id].competitor

@@ -92,6 +92,11 @@ class PriorityParams(_Strict):
 TeamOverrides = dict[Purpose, list[TeamId]]
 
 
+def _default_alert_teams() -> dict[str, list[str]]:
+    return {"volume": ["legal_crisis", "marketing_pr"], "negative": ["legal_crisis", "marketing_pr"],
+            "complaint": ["customer_care", "legal_crisis"], "risk": ["legal_crisis", "marketing_pr"]}
+
+
 class RoutingFile(_Strict):
     """``routing.yaml`` as written by the user."""
 
@@ -101,6 +106,10 @@ class RoutingFile(_Strict):
     brand_overrides: dict[str, TeamOverrides] = Field(default_factory=dict)
     language_overrides: dict[str, TeamOverrides] = Field(default_factory=dict)
     priority: PriorityParams = Field(default_factory=PriorityParams)
+    alerts: dict[Literal["volume", "negative", "complaint", "risk"], list[TeamId]] = Field(
+        default_factory=_default_alert_teams, description="Spike signal -> teams its alerts go to.")
+    alert_brand_overrides: dict[str, dict[Literal["volume", "negative", "complaint", "risk"], list[TeamId]]] = Field(
+        default_factory=dict, description="Per brand: replace a signal's alert teams.")
 
     @field_validator("purposes")
     @classmethod
@@ -247,6 +256,13 @@ class RoutingRules:
         if purpose in by_lang:
             return tuple(by_lang[purpose])
         return tuple(self.spec.purposes[purpose].teams)
+
+    def alert_teams(self, brand: str, signal: str) -> tuple[str, ...]:
+        """Teams a spike alert of ``signal`` on ``brand`` goes to (brand override first)."""
+        override = self.spec.alert_brand_overrides.get(brand, {})
+        if signal in override:
+            return tuple(override[signal])
+        return tuple(self.spec.alerts.get(signal, ()))
 
     def route(self, item: RoutingInput) -> Route:
         """The teams that own ``item`` (union over its brands) and its priority (points, 0..100)."""

@@ -67,8 +67,8 @@ class Settings(BaseSettings):
     model_languages: list[str] = Field(["en"], description="Languages the models read; others get no guess.")
 
     # Spike detection and alerting
-    brand_timezones: dict[str, str] = Field(
-        {}, description="Brand id -> IANA zone whose time of day and weekday the baselines follow (default UTC)."
+    detector_warmup_h: float = Field(
+        72.0, ge=1, description="Hours of a brand's history before its spikes raise alerts (baselines need days)."
     )
     detector_lateness_s: float = Field(
         60.0, ge=0, description="A bucket is closed once event time has passed its end by this much, s."

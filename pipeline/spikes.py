@@ -41,6 +41,9 @@ EventKind = Literal["opened", "updated", "escalated", "resolved", "reopened"]
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 HOUR_S = 3600
 DAY_H = 24
+# Hourly residual samples before a scale is scored: a baseline exists from the second day on
+# (each hour of the day seen once), and half a day of samples gives a usable median and MAD.
+MIN_SAMPLES = 12
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class DetectorConfig:
     open_z: float = 4.0
     severity_z: tuple[float, ...] = (4.0, 6.0, 9.0, 14.0)  # low, medium, high, critical
     confirm_z: float = 4.0  # the bucket before an opening must score at least this (one-bucket blips)
-    resolve_z: float = 2.0
+    resolve_z: float = 2.5  # an open incident resolves after quiet_s with no bucket scoring this much
     quiet_s: int = 3 * 3600
     cooldown_s: int = 12 * 3600
     min_scale: float = 0.05  # floor of the residual spread (log units)
@@ -157,13 +160,14 @@ class SeriesDetector:
         return (local_hour // DAY_H + 3) % 7 >= 5
 
     # -- baseline -----------------------------------------------------------------------
-    def _expected_rate(self, local_hour: int) -> float:
-        """Expected count per bucket (or share) at a local hour, before any data of it."""
+    def _expected_rate(self, local_hour: int) -> float | None:
+        """Expected count per bucket (or share) at a local hour; None before that hour of the
+        day has been seen once (the first day has no baseline for its later hours)."""
         key = (self._weekend(local_hour), local_hour % DAY_H)
         rate = self.profile.get(key)
         if rate is None:
-            rate = self.profile.get((not key[0], key[1]), 0.0)
-        return rate * self.level
+            rate = self.profile.get((not key[0], key[1]))
+        return None if rate is None else rate * self.level
 
     def _refit(self) -> None:
         """Rebuild the seasonal profile and the level from the completed hours."""
@@ -210,24 +214,25 @@ class SeriesDetector:
             del self.hours[: len(self.hours) - keep_h]
         # One residual sample per scale per hour: enough for a stable median/MAD, cheap to keep.
         for w in self._windows:
-            if len(self.recent) >= w:
+            residual = self._residual(w) if len(self.recent) >= w else None
+            if residual is not None:
                 samples = self.residuals[w]
-                samples.append(self._residual(w))
+                samples.append(residual)
                 if len(samples) > self.config.residual_history_h:
                     del samples[: len(samples) - self.config.residual_history_h]
         self._refit()
         self._refit_spread()
 
     def _refit_spread(self) -> None:
-        """Robust centre and spread of each scale's residual (needs a day of hourly samples)."""
+        """Robust centre and spread of each scale's residual (needs ``MIN_SAMPLES`` hourly samples)."""
         self._spread = {}
         for w, samples in self.residuals.items():
-            if len(samples) >= DAY_H:
+            if len(samples) >= MIN_SAMPLES:
                 centre, spread = _mad_scale(samples)
                 self._spread[w] = (centre, max(spread, self.config.min_scale))
 
     # -- scoring ------------------------------------------------------------------------
-    def _window(self, w: int) -> tuple[float, float]:
+    def _window(self, w: int) -> tuple[float, float] | None:
         """(observed, expected) summed over the last ``w`` buckets.
 
         Over several buckets the largest is capped at the second largest: one bucket's blip (a
@@ -237,6 +242,8 @@ class SeriesDetector:
         observed = expected = 0.0
         top = second = 0.0
         for o, e, _ in islice(reversed(self.recent), w):
+            if e < 0:
+                return None
             observed += o
             expected += e
             if o > top:
@@ -247,8 +254,11 @@ class SeriesDetector:
             observed -= top - second
         return observed, expected
 
-    def _residual(self, w: int) -> float:
-        observed, expected = self._window(w)
+    def _residual(self, w: int) -> float | None:
+        window = self._window(w)
+        if window is None:
+            return None
+        observed, expected = window
         k = self.config.pseudo_count
         return math.log((observed + k) / (expected + k))
 
@@ -258,8 +268,11 @@ class SeriesDetector:
             fitted = self._spread.get(w)
             if fitted is None or len(self.recent) < w:
                 continue
+            window = self._window(w)
+            if window is None:
+                continue
             centre, spread = fitted
-            observed, expected = self._window(w)
+            observed, expected = window
             k = self.config.pseudo_count
             # Counting noise alone spreads log(o + k) by about 1/sqrt(e + k): a sparse brand's
             # history of zeros has no MAD, and five mentions must not look like a crisis.
@@ -300,15 +313,17 @@ class SeriesDetector:
         self.current.buckets += 1
 
         rate = self._expected_rate(local)
-        expected = rate * (exposure or 0.0) if self.share else rate
+        if rate is None:
+            expected = -1.0  # no baseline yet: windows over this bucket are neither scored nor sampled
+        else:
+            expected = rate * (exposure or 0.0) if self.share else rate
         self.recent.append((value, expected, exposure or 0.0))
         score, w = self._score()
         warm = bucket_start - self.first_bucket >= self.config.warmup_s and bool(self.profile)
         if self.share:
-            shown_obs = value / exposure if exposure else 0.0
-            shown_exp = rate
+            shown_obs, shown_exp = (value / exposure if exposure else 0.0), (rate or 0.0)
         else:
-            shown_obs, shown_exp = value, expected
+            shown_obs, shown_exp = value, max(expected, 0.0)
         reading = Reading(bucket_start, bucket_start + self.config.bucket_s, shown_obs, shown_exp,
                           round(score, 3), w * self.config.bucket_s, warm)
         return self._track(reading)

@@ -1,0 +1,176 @@
+"""Webhooks, the pure part: who wants an alert, the signed request body, and the retry schedule.
+
+Every delivery carries ``X-Earshot-Signature: t=<unix seconds>,v1=<hex>`` (the scheme Stripe
+uses): ``v1`` is HMAC-SHA256, keyed with the hook's secret, over ``"<t>."`` followed by the raw
+request body. A receiver recomputes it over the bytes it got (before parsing the JSON), compares
+in constant time, and refuses a ``t`` more than a few minutes from its clock, so a captured
+request cannot be replayed later. ``verify`` does exactly that and is what receivers written in
+Python can import. ``pipeline/webhook_delivery.py`` does the HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+from collections.abc import Collection
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.alerts import SEVERITIES, Severity
+from pipeline.retry import backoff_delay
+
+SIGNATURE_HEADER = "X-Earshot-Signature"
+WebhookFormat = Literal["json", "slack"]
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+_KEYWORD = {"type": "keyword", "ignore_above": 512}
+WEBHOOK_MAPPINGS: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "id": _KEYWORD,
+        "url": {"type": "keyword", "index": False},  # Slack URLs are credentials: stored, never searched
+        "secret": {"type": "keyword", "index": False, "doc_values": False},
+        "brands": _KEYWORD,
+        "min_severity": _KEYWORD,
+        "format": _KEYWORD,
+        "created_at": {"type": "date"},
+        "description": {"type": "text"},
+    },
+}
+
+
+class Webhook(BaseModel):
+    """A registered receiver of alerts, as stored in the webhooks index."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    url: str
+    secret: str = Field(..., repr=False)  # never in a repr, so never in a log line
+    brands: list[str] = Field(default_factory=list, description="Brand ids it wants; empty = every brand.")
+    min_severity: Severity = "low"
+    format: WebhookFormat = "json"
+    created_at: datetime
+    description: str | None = None
+
+
+def alert_matches(alert: dict[str, Any], brands: Collection[str], min_severity: str) -> bool:
+    """Whether an alert passes a brand filter (empty = all brands) and a minimum severity."""
+    if brands and alert["brand"] not in brands:
+        return False
+    return SEVERITY_RANK[alert["severity"]] >= SEVERITY_RANK[min_severity]
+
+
+def wants(hook: Webhook, alert: dict[str, Any]) -> bool:
+    """Whether ``hook`` is sent ``alert``: one of its brands (or any) and at least its severity."""
+    return alert_matches(alert, hook.brands, hook.min_severity)
+
+
+def _digest(secret: str, timestamp: int, body: bytes) -> str:
+    signed = f"{timestamp}.".encode("ascii") + body
+    return hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``X-Earshot-Signature`` header value for ``body`` sent at ``timestamp`` (unix seconds)."""
+    return f"t={timestamp},v1={_digest(secret, timestamp, body)}"
+
+
+def verify(secret: str, header: str, body: bytes, now: float, tolerance_s: float = 300) -> bool:
+    """Whether ``header`` signs ``body`` with ``secret`` at a time within ``tolerance_s`` seconds
+    of ``now`` (unix seconds). Several ``v1`` values are allowed (a receiver rotating secrets)."""
+    timestamp: int | None = None
+    candidates: list[str] = []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit():
+            timestamp = int(value)
+        elif key == "v1":
+            candidates.append(value)
+    if timestamp is None or not candidates or abs(now - timestamp) > tolerance_s:
+        return False
+    expected = _digest(secret, timestamp, body)
+    # compare_digest on every candidate (no early exit): the timing says nothing about the secret
+    return any([hmac.compare_digest(expected.encode("ascii"), c.encode("ascii", "replace")) for c in candidates])
+
+
+def backoff_delays(max_attempts: int, base_s: float, cap_s: float, rng: random.Random | None = None) -> list[float]:
+    """Seconds to wait after each failed attempt but the last: ``max_attempts - 1`` delays, the
+    n-th uniform in [0, min(cap_s, base_s * 2^(n-1))] (exponential backoff, full jitter)."""
+    return [backoff_delay(n, base_s=base_s, cap_s=cap_s, rng=rng) for n in range(1, max_attempts)]
+
+
+def retry_after_s(value: str | None, now: datetime) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+def payload(alert: dict[str, Any], fmt: WebhookFormat) -> bytes:
+    """The request body (UTF-8 JSON) for ``alert``: ``json`` = ``{"type": "alert", "alert": ...}``,
+    ``slack`` = a Slack incoming-webhook message (``text`` fallback plus Block Kit ``blocks``)."""
+    message = {"type": "alert", "alert": alert} if fmt == "json" else slack_message(alert)
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _escape(text: str) -> str:
+    # Slack mrkdwn treats these three as control characters; everything else is literal.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _per(bucket_s: int) -> str:
+    if bucket_s % 3600 == 0:
+        return f"{bucket_s // 3600} h"
+    return f"{bucket_s // 60} min" if bucket_s % 60 == 0 else f"{bucket_s} s"
+
+
+def observed_vs_expected(alert: dict[str, Any]) -> str:
+    """E.g. ``"42 mentions per 5 min vs 6.1 expected"`` or ``"38% negative vs 12% expected"``."""
+    if alert["signal"] == "negative":  # a share 0..1
+        return f"{alert['observed']:.0%} negative vs {alert['expected']:.0%} expected"
+    what = {"volume": "mentions", "complaint": "complaints", "risk": "risk mentions"}[alert["signal"]]
+    per = _per(alert["window"]["bucket_s"])
+    return f"{alert['observed']:g} {what} per {per} vs {alert['expected']:.1f} expected"
+
+
+def _section(mrkdwn: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn}}
+
+
+def slack_message(alert: dict[str, Any]) -> dict[str, Any]:
+    """Slack incoming-webhook body: brand, signal, severity, status, observed vs expected, the top
+    terms, the most engaged mention and the teams it is routed to."""
+    title = f"{alert['severity'].upper()} {alert['signal']} alert: {alert['brand']} ({alert['status']})"
+    fields = [("Brand", alert["brand"]), ("Signal", alert["signal"]), ("Severity", alert["severity"]),
+              ("Status", alert["status"]), ("Observed", observed_vs_expected(alert)),
+              ("Teams", ", ".join(alert.get("teams") or []) or "none")]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},  # Slack's header limit
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{_escape(value)}"}
+                                       for name, value in fields]},
+    ]
+    terms = [t["term"] for t in alert.get("terms") or []][:8]
+    if terms:
+        blocks.append(_section("*Top terms:* " + ", ".join(f"`{_escape(t)}`" for t in terms)))
+    if alert.get("mentions"):
+        top = alert["mentions"][0]
+        text = top["text"] if len(top["text"]) <= 300 else top["text"][:299] + "…"
+        by = f"@{top['author']}" if top.get("author") else "someone"
+        link = f" · <{_escape(top['url'])}|open>" if top.get("url") else ""
+        blocks.append(_section(f"> {_escape(text)}\n{_escape(by)}, {top.get('engagement', 0)} engagements{link}"))
+    blocks.append({"type": "context",
+                   "elements": [{"type": "mrkdwn", "text": f"alert `{alert['id']}` v{alert['version']}"}]})
+    return {"text": f"{title}: {observed_vs_expected(alert)}", "blocks": blocks}

@@ -1,0 +1,148 @@
+"""A brand's spike watch (pipeline/brand_watch.py) and significant terms (pipeline/terms.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+from pipeline.alerts import Alert, alert_id
+from pipeline.brand_watch import BrandWatch, brand_mentions, minute_counts, watch_config
+from pipeline.routing import RoutingRules
+from pipeline.terms import Background, g2, significant_terms, terms_of
+
+START = 1_772_409_600.0  # 2026-03-02 00:00 UTC, a Monday
+CHATTER = ["flight was fine", "boarding now", "lounge coffee good", "landed on time", "crew friendly today",
+           "seat upgrade nice", "wifi works", "gate changed again"]
+
+
+def record(ts: float, text: str, negative=False, complaint=False, engagement=0, n=0) -> dict:
+    return {"id": f"t:{ts}:{n}", "brand": "acme", "ts": ts, "negative": negative, "complaint": complaint,
+            "risk": False, "spam": False, "text": text, "author": f"user{n}", "url": None,
+            "engagement": engagement, "sentiment": "negative" if negative else "neutral"}
+
+
+def stream(hours: float, burst_at_h: float | None = None, seed: int = 5):
+    """About 3 mentions a minute with a daily rhythm; from ``burst_at_h``, 40 angry ones a minute
+    about an engine fire, for 10 minutes."""
+    rng = random.Random(seed)
+    for minute in range(int(hours * 60)):
+        ts = START + minute * 60
+        hour = (minute / 60) % 24
+        rate = 3 * (1 + 0.7 * math.cos((hour - 15) / 24 * 2 * math.pi))
+        for n in range(sum(rng.random() < rate / 10 for _ in range(10))):
+            yield record(ts + rng.random() * 59, rng.choice(CHATTER), negative=rng.random() < 0.1, n=n)
+        if burst_at_h is not None and 0 <= minute - burst_at_h * 60 < 10:
+            for n in range(40):
+                yield record(ts + n, f"engine fire on flight 212, passengers evacuated {n}", negative=True,
+                             complaint=n % 2 == 0, engagement=n, n=100 + n)
+
+
+def run(records, watch: BrandWatch | None = None):
+    """What the worker does: count each record in its minute, close due minutes, collect alerts."""
+    watch = watch or BrandWatch("acme", teams={"volume": ("legal_crisis",)},
+                                config=watch_config(60.0, "low", warmup_h=24))
+    counts: dict[float, list[int]] = {}
+    alerts = []
+    for r in records:
+        minute = math.floor(r["ts"] / 60) * 60
+        counts[minute] = [a + b for a, b in zip(counts.get(minute, [0, 0, 0, 0]), minute_counts(r))]
+        for due in watch.note(r):
+            alerts += watch.close(due, counts.get(due))
+    return watch, alerts
+
+
+def test_a_burst_raises_volume_and_negative_alerts_that_explain_themselves():
+    _, alerts = run(stream(40, burst_at_h=39))
+    opened = [a for a in alerts if a["last_change"] == "opened"]
+    signals = {a["signal"] for a in opened}
+    assert {"volume", "negative"} <= signals
+    volume = next(a for a in opened if a["signal"] == "volume")
+    Alert.model_validate(volume)  # the contract holds
+    assert volume["id"] == alert_id("acme", "volume", Alert.model_validate(volume).started_at)
+    assert volume["started_at"] >= "2026-03-03T15:00"  # not before the burst (hour 39)
+    assert volume["observed"] > volume["expected"]
+    top_terms = [t["term"] for t in volume["terms"][:4]]
+    assert {"engine", "fire", "evacuated"} & set(top_terms), volume["terms"]
+    assert "boarding" not in top_terms
+    engagements = [m["engagement"] for m in volume["mentions"]]
+    assert len(engagements) == 5 and engagements == sorted(engagements, reverse=True)
+    assert volume["teams"] == ["legal_crisis"]
+
+
+def test_quiet_history_raises_nothing_and_warm_up_holds_alerts_back():
+    _, quiet = run(stream(48))
+    assert quiet == []
+    _, early = run(stream(12, burst_at_h=11))  # burst inside the 24 h warm-up
+    assert early == []
+
+
+def test_one_incident_gets_new_versions_not_new_ids():
+    _, alerts = run(stream(48, burst_at_h=39))
+    volume = [a for a in alerts if a["signal"] == "volume"]
+    assert len({a["id"] for a in volume}) == 1
+    assert [a["version"] for a in volume] == list(range(1, len(volume) + 1))
+    assert volume[-1]["status"] == "resolved" and volume[-1]["resolved_at"]
+
+
+def test_restored_watch_gives_the_same_alert_ids_and_versions():
+    records = list(stream(42, burst_at_h=39))
+    _, expected = run(records)
+    cut = next(i for i, r in enumerate(records) if r["ts"] >= START + 39 * 3600 + 300)  # mid-burst
+    first, before = run(records[:cut])
+    restored = BrandWatch.from_state("acme", json.loads(json.dumps(first.to_state())),
+                                     teams={"volume": ("legal_crisis",)}, config=watch_config(60.0, "low", 24))
+    _, after = run(records[cut:], watch=restored)
+    assert [(a["id"], a["version"], a["status"]) for a in before + after] == \
+           [(a["id"], a["version"], a["status"]) for a in expected]
+
+
+def test_min_severity_keeps_low_alerts_quiet():
+    watch = BrandWatch("acme", config=watch_config(60.0, "critical", warmup_h=24))
+    _, alerts = run(stream(40, burst_at_h=39), watch=watch)
+    assert all(a["severity"] == "critical" for a in alerts)
+
+
+def test_quiet_minutes_close_on_a_tick():
+    watch, _ = run(stream(2))
+    before = watch.next_minute
+    assert watch.advance(before + 10 * 60) == [before + i * 60 for i in range(9)]
+
+
+def test_brand_mentions_one_record_per_brand_with_flags():
+    document = {"id": "x:1", "created_at": "2026-03-02T10:00:00+00:00", "text": "hi", "brands": ["a", "b", "a"],
+                "sentiment": {"label": "negative"}, "complaint": {"label": True, "score": 0.9},
+                "purposes": ["risk"], "metrics": {"likes": 2, "shares": 3, "replies": 1}, "author": {"handle": "z"}}
+    records = brand_mentions(document)
+    assert [r["brand"] for r in records] == ["a", "b"]
+    assert records[0]["ts"] == START + 10 * 3600 and records[0]["engagement"] == 6
+    assert minute_counts(records[0]) == [1, 1, 1, 1]
+    assert brand_mentions({**document, "brands": []}) == []
+
+
+def test_alert_teams_follow_routing_with_brand_overrides():
+    rules = RoutingRules.default()
+    assert "customer_care" in rules.alert_teams("acme", "complaint")
+    spec = rules.spec.model_copy(update={"alert_brand_overrides": {"acme": {"complaint": ["acme_care"]}}})
+    assert RoutingRules(spec).alert_teams("acme", "complaint") == ("acme_care",)
+    assert RoutingRules(spec).alert_teams("other", "complaint") == rules.alert_teams("other", "complaint")
+
+
+def test_terms_drop_links_handles_and_stop_words():
+    assert terms_of("RT @united: The ENGINE fire!! https://t.co/x #Fail $UAL") == {"engine", "fire", "#fail", "$ual"}
+
+
+def test_g2_ranks_over_represented_terms_only():
+    assert g2(30, 100, 10, 1000) > g2(10, 100, 10, 1000) > 0
+    assert g2(1, 100, 100, 1000) == 0.0  # under-represented in the spike
+
+
+def test_significant_terms_against_a_background():
+    background = Background()
+    for i in range(500):
+        background.add({"flight", "boarding"}, START + i)
+    spike = [{"flight", "recall", "brakes"} for _ in range(20)]
+    for doc in spike:
+        background.add(doc, START + 600)
+    found = [t for t, *_ in significant_terms(spike, background)]
+    assert found[:2] == ["brakes", "recall"] and "flight" not in found[:2]
