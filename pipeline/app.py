@@ -247,7 +247,7 @@ def get_watch(brand: str) -> BrandWatch:
         tz = get_enricher().brands.timezone(brand)
         teams = {s: router.alert_teams(brand, s) for s in ("volume", "negative", "complaint", "risk")}
         config = watch_config(settings.detector_lateness_s, settings.alert_min_severity, settings.detector_warmup_h)
-        saved = spike_watch[brand]
+        saved = spike_watch.get(brand)
         watch = (BrandWatch.from_state(brand, json.loads(saved), tz, teams, config) if saved
                  else BrandWatch(brand, tz, teams, config))
         _watches[brand] = watch
@@ -285,11 +285,57 @@ async def watch_brands(stream):
         try:
             alerts = watch_one(event.value)
             if alerts:
-                await deliver(alerts_topic, [(a["brand"].encode(), _json_bytes(a)) for a in alerts])
-                log.info("alerts: %s", ", ".join(f"{a['brand']}/{a['signal']} {a['last_change']} "
-                                                 f"{a['severity']}" for a in alerts))
-        except Exception:  # noqa: BLE001 - never let Faust ack a record whose alerts are not sent
+                await publish_alerts(await alert_sink().write(alerts))
+        except Exception:  # noqa: BLE001 - never let Faust ack a record whose alerts are not stored
             exit_without_commit("watch_brands", 1)
+
+
+@lru_cache(maxsize=1)
+def alert_sink():
+    from pipeline.alert_sink import AlertSink
+
+    return AlertSink(make_es_client(settings), settings)
+
+
+async def publish_alerts(stored: list[dict[str, Any]]) -> None:
+    """Put alerts, as stored (people's changes merged in), on the alerts topic, keyed by alert id
+    like the API's changes, for the SSE streams and the webhooks."""
+    if not stored:
+        return
+    await deliver(alerts_topic, [(a["id"].encode(), _json_bytes(a)) for a in stored])
+    log.info("alerts: %s", ", ".join(f"{a['brand']}/{a['signal']} {a['last_change']} {a['severity']} "
+                                     f"v{a['version']}" for a in stored))
+
+
+# Changes a webhook is told about; updates and acknowledgements reach the SSE stream only.
+PUSHED_CHANGES = frozenset({"opened", "escalated", "reopened", "resolved"})
+
+
+@app.agent(alerts_topic)
+async def notify_webhooks(stream):
+    """POST pushed alert changes to the registered webhooks; failures after the last retry go to
+    the webhooks dead-letter topic. Offsets are acked once every delivery ended either way."""
+    import httpx
+
+    from pipeline.webhook_delivery import WebhookRegistry, deliver as post_to_hooks
+
+    es = make_es_client(settings)
+    registry = WebhookRegistry(es, settings)
+    async with httpx.AsyncClient() as client:
+        async for events in stream.take_events(100, within=0.2):
+            try:
+                alerts = [json.loads(e.value) for e in events]
+                pushed = [a for a in alerts if a.get("last_change") in PUSHED_CHANGES]
+                if not pushed:
+                    continue
+                hooks = await retry_until_done(registry.hooks, what="loading webhooks")
+                results = await asyncio.gather(*(post_to_hooks(a, hooks, client, settings) for a in pushed))
+                letters = [(alert["id"].encode(), encode_dead_letter(letter))
+                           for alert, result in zip(pushed, results) for letter in result]
+                if letters:
+                    await deliver(webhooks_dlq_topic, letters)
+            except Exception:  # noqa: BLE001
+                exit_without_commit("notify_webhooks", len(events))
 
 
 @app.timer(interval=10.0)
@@ -306,8 +352,12 @@ async def tick_quiet_brands() -> None:
 @app.agent(enriched_topic)
 async def index_mentions(stream):
     """Bulk-index enriched mentions; offsets are acked only after the bulk succeeded."""
+    from pipeline.alert_sink import ensure_alerts_layout
+
     es = make_es_client(settings)
     await wait_for_layout(es, settings)
+    await retry_until_done(lambda: ensure_alerts_layout(es, settings), what="installing the alerts indices",
+                           cap_s=settings.index_retry_max_s)
     sink = MentionSink(es, settings)
     try:
         async for events in stream.take_events(settings.index_batch_size, within=settings.index_batch_window_s):

@@ -5,14 +5,12 @@ import asyncio
 import json
 import threading
 import time
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi.testclient import TestClient
 
@@ -20,6 +18,7 @@ import api.routes.alerts as alert_routes
 from api.alert_feed import AlertFeed
 from api.main import create_app
 from bench.harness import free_port
+from tests.servers import serve
 from pipeline.alert_sink import AlertSink, ensure_alerts_layout
 from pipeline.alerts import SEVERITIES, SIGNALS, STATUSES, Alert, AlertWindow, alert_id
 from pipeline.sink import make_es_client
@@ -253,23 +252,6 @@ def test_changes_are_stored_when_kafka_is_down(settings):
 
 
 # -- the live stream -----------------------------------------------------------------------
-
-@contextmanager
-def serve(app):
-    """The app under a real uvicorn server on a free loopback port, in a thread."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-
 
 class Publisher(threading.Thread):
     """Publishes ``alerts`` to the alerts topic with aiokafka, round after round, until stopped

@@ -1,0 +1,185 @@
+"""End to end: a quiet history, then a burst of angry mentions -> one alert on the live SSE stream
+and at a registered webhook within 60 s of the burst's first mention; nothing while it was quiet.
+
+Everything is real: ``earshot replay`` publishes to Kafka, a real ``earshot worker`` enriches,
+re-keys by brand, counts minutes in its windowed table and runs the detector, Elasticsearch
+stores the alert, the API (uvicorn) streams it and posts it, signed, to a loopback receiver.
+Time is compressed: 40 hours of history are published at once with their own ``created_at``,
+and the worker's detector needs only 24 of them to warm up (``EARSHOT_DETECTOR_WARMUP_H``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import random
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.harness import Worker
+from pipeline.settings import Settings
+from pipeline.webhooks import SIGNATURE_HEADER, verify
+from tests.conftest import isolated_env
+from tests.e2e.test_pipeline_e2e import es_count, wait_for_count
+from tests.servers import serve
+
+pytestmark = [pytest.mark.services, pytest.mark.e2e]
+
+REPO = Path(__file__).resolve().parents[2]
+HISTORY_H = 40
+SECRET = "whsec_e2e_spikes"
+CHATTER = [
+    "@united boarding for Denver now, see you on the other side", "thanks @united for the smooth flight today",
+    "@united is the wifi on the 737 free for members?", "@united my flight to Chicago is on time, nice",
+    "waiting at gate C12 for @united flight 88", "@united crew on UA 452 were lovely",
+    "@united can I change my seat on the app?", "landed early with @united, bags already on the belt",
+    "@united any upgrade list for tomorrow's flight?", "@united lounge coffee is decent this morning",
+]
+BURST = "@united engine fire on flight {n}! smoke in the cabin, we were evacuated on the runway. terrifying"
+
+
+def history(now: datetime) -> list[dict]:
+    """About one mention a minute with a daily rhythm, from ``HISTORY_H`` hours ago to 15 min ago."""
+    rng = random.Random(11)
+    rows, start = [], now - timedelta(hours=HISTORY_H)
+    for minute in range(HISTORY_H * 60 - 15):
+        at = start + timedelta(minutes=minute)
+        rate = 1.2 * (1 + 0.6 * math.cos((at.hour - 15) / 24 * 2 * math.pi))
+        for n in range(sum(rng.random() < rate / 4 for _ in range(4))):
+            rows.append({"id": f"e2e-quiet:{minute}:{n}", "text": rng.choice(CHATTER),
+                         "created_at": (at + timedelta(seconds=rng.randrange(60))).isoformat(),
+                         "author": {"handle": f"flyer{rng.randrange(500)}", "followers": rng.randrange(2000)}})
+    return rows
+
+
+def burst(now: datetime) -> list[dict]:
+    """25 angry mentions a minute for the last 8 minutes (the quiet rate is about one)."""
+    rows = []
+    for minute in range(8):
+        at = now - timedelta(minutes=8 - minute)
+        for n in range(25):
+            rows.append({"id": f"e2e-burst:{minute}:{n}", "text": BURST.format(n=200 + n),
+                         "created_at": (at + timedelta(seconds=2 * n)).isoformat(),
+                         "metrics": {"likes": n * 3, "shares": n, "replies": 0},
+                         "author": {"handle": f"passenger{n}", "followers": 100 + n}})
+    return rows
+
+
+def replay_file(env: dict[str, str], path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pipeline.cli", "replay", "--no-progress", "--file", str(path),
+                    "--source", "e2e"], cwd=REPO, env={**os.environ, **env}, check=True, timeout=300)
+
+
+class Receiver:
+    """A webhook endpoint on loopback that records each delivery with its arrival time."""
+
+    def __init__(self):
+        self.deliveries: queue.Queue = queue.Queue()
+        deliveries = self.deliveries
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                deliveries.put((time.monotonic(), {k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/crisis"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SSEListener(threading.Thread):
+    """Reads ``/v1/alerts/stream`` and records each alert event with its arrival time."""
+
+    def __init__(self, url: str):
+        super().__init__(daemon=True)
+        self.url, self.events, self.connected = url, queue.Queue(), threading.Event()
+
+    def run(self):
+        with httpx.stream("GET", self.url, timeout=httpx.Timeout(10, read=None)) as response:
+            self.connected.set()
+            data = None
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    data = line[5:].strip()
+                elif line == "" and data:
+                    self.events.put((time.monotonic(), json.loads(data)))
+                    data = None
+
+
+@pytest.fixture(scope="module")
+def spike_env(test_env):
+    return {**isolated_env("spk"), "EARSHOT_DETECTOR_WARMUP_H": "24"}
+
+
+@pytest.fixture(scope="module")
+def spike_worker(spike_env, tmp_path_factory):
+    worker = Worker(spike_env, tmp_path_factory.mktemp("spike-worker") / "worker.log")
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def test_a_burst_reaches_sse_and_webhook_within_a_minute_and_the_quiet_part_raises_nothing(
+        spike_env, spike_worker, tmp_path):
+    from api.main import create_app
+
+    settings = Settings(**{k.removeprefix("EARSHOT_").lower(): v for k, v in spike_env.items()})
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    quiet, angry = history(now), burst(now)
+    (tmp_path / "quiet.jsonl").write_text("".join(json.dumps(r) + "\n" for r in quiet))
+    (tmp_path / "burst.jsonl").write_text("".join(json.dumps(r) + "\n" for r in angry))
+    receiver = Receiver()
+    try:
+        with serve(create_app(settings)) as api:
+            r = httpx.post(f"{api}/v1/webhooks", json={"url": receiver.url, "secret": SECRET, "brands": ["united"]})
+            assert r.status_code == 201, r.text
+            listener = SSEListener(f"{api}/v1/alerts/stream?brand=united")
+            listener.start()
+            assert listener.connected.wait(10)
+
+            replay_file(spike_env, tmp_path / "quiet.jsonl")
+            wait_for_count(settings.mentions_alias, {"prefix": {"id": "e2e:e2e-quiet"}}, len(quiet), spike_worker)
+            time.sleep(5)  # the by-brand stream trails indexing by a moment
+            assert listener.events.empty(), f"the quiet part raised {listener.events.get()[1]}"
+            assert es_count(settings.alerts_index) == 0
+            assert receiver.deliveries.empty()
+
+            started = time.monotonic()
+            replay_file(spike_env, tmp_path / "burst.jsonl")
+            arrived, alert = listener.events.get(timeout=90)
+            sse_latency = arrived - started
+            delivered, headers, body = receiver.deliveries.get(timeout=max(1.0, 90 - (time.monotonic() - started)))
+            webhook_latency = delivered - started
+    finally:
+        receiver.close()
+    print(f"burst -> SSE {sse_latency:.1f} s, -> webhook {webhook_latency:.1f} s; {alert['signal']} "
+          f"{alert['severity']} observed {alert['observed']} expected {alert['expected']}; "
+          f"terms {[t['term'] for t in alert['terms'][:5]]}")
+    assert sse_latency <= 60 and webhook_latency <= 60
+    assert alert["brand"] == "united" and alert["signal"] in ("volume", "negative", "complaint")
+    assert alert["status"] in ("open", "escalated") and alert["observed"] > alert["expected"]
+    assert alert["mentions"] and all(m["id"].startswith("e2e:e2e-burst") for m in alert["mentions"])
+    assert {"engine", "fire", "evacuated", "smoke", "cabin", "runway", "terrifying"} & \
+           {t["term"] for t in alert["terms"]}
+    assert verify(SECRET, headers[SIGNATURE_HEADER.lower()], body, now=time.time())
+    hooked = json.loads(body)["alert"]
+    assert hooked["brand"] == "united" and hooked["last_change"] in ("opened", "escalated", "reopened")
