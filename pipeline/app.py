@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
@@ -238,6 +239,7 @@ _watches: dict[str, BrandWatch] = {}
 _SAVE_EVERY_MINUTES = 15  # event-time minutes between state snapshots (and at every alert)
 _unsaved: dict[str, int] = {}
 _event_time = {"max": 0.0}  # the furthest event time this worker has seen, any brand (epoch s)
+_last_record: dict[str, float] = {}  # brand -> time.monotonic() of its last mention here
 
 
 def get_watch(brand: str) -> BrandWatch:
@@ -261,6 +263,7 @@ def watch_one(record: BrandMention) -> list[dict[str, Any]]:
         due = watch.advance(record.ts)
     else:
         _event_time["max"] = max(_event_time["max"], record.ts)
+        _last_record[record.brand] = time.monotonic()
         counts = brand_minutes[record.brand].value() or [0, 0, 0, 0]
         brand_minutes[record.brand] = [a + b for a, b in zip(counts, minute_counts(record.asdict()))]
         due = watch.note(record.asdict())
@@ -338,14 +341,20 @@ async def notify_webhooks(stream):
                 exit_without_commit("notify_webhooks", len(events))
 
 
+_QUIET_WALL_S = 30.0  # wall-clock seconds without a record before a brand counts as quiet
+
+
 @app.timer(interval=10.0)
 async def tick_quiet_brands() -> None:
     """Close the minutes of brands that went quiet while others talk: send each a clock tick at
     the worker's furthest event time (through the topic, so the tick is processed in order and
-    in the partition that owns the brand's state)."""
-    now = _event_time["max"]
+    in the partition that owns the brand's state). Only brands with no record for
+    ``_QUIET_WALL_S`` of wall time: a brand whose partition merely lags behind others in a
+    backlog still receives records, and must not have its minutes closed under them."""
+    now, wall = _event_time["max"], time.monotonic()
     for brand, watch in list(_watches.items()):
-        if now - watch.watermark > settings.detector_lateness_s + 60:
+        quiet = wall - _last_record.get(brand, wall) >= _QUIET_WALL_S
+        if quiet and now - watch.watermark > settings.detector_lateness_s + 60:
             await by_brand_topic.send(key=brand, value=BrandMention(brand=brand, ts=now, tick=True))
 
 

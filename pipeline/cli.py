@@ -4,7 +4,7 @@
     earshot api                         serve the HTTP API and docs (uvicorn)
     earshot replay [--file F] [--rate R] [--limit N] [--start T]
                                         replay the demo corpus or a JSONL/CSV file to Kafka
-    earshot setup                       create Kafka topics and the Elasticsearch template
+    earshot setup                       create Kafka topics, the Elasticsearch template and the alerts indices
     earshot classify --in F --out F     enrich JSONL texts with the models and routing ('-' = stdin/stdout)
     earshot detect --in F --out F       spike incidents of a timestamp,value CSV ('-' = stdin/stdout)
 """
@@ -97,6 +97,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_setup(args: argparse.Namespace) -> int:
     from connectors.publish import ensure_topics
+    from pipeline.alert_sink import ensure_alerts_layout
     from pipeline.sink import ensure_mentions_layout, make_es_client
 
     settings = get_settings()
@@ -106,12 +107,14 @@ def cmd_setup(args: argparse.Namespace) -> int:
         es = make_es_client(settings)
         try:
             await ensure_mentions_layout(es, settings)
+            await ensure_alerts_layout(es, settings)
         finally:
             await es.close()
 
     asyncio.run(layout())
-    print(f"topics {settings.topic_raw}, {settings.topic_enriched}, {settings.topic_dlq} and "
-          f"template {settings.mentions_template} are in place")
+    print(f"topics {settings.topic_raw}, {settings.topic_enriched}, {settings.topic_dlq}, {settings.topic_by_brand}, "
+          f"{settings.topic_alerts}, {settings.topic_webhooks_dlq}, template {settings.mentions_template} and "
+          f"indices {settings.alerts_index}, {settings.webhooks_index} are in place")
     return 0
 
 
