@@ -32,7 +32,7 @@ from typing import Any
 import faust
 from elasticsearch import ApiError
 
-from pipeline.brand_watch import BrandWatch, brand_mentions, minute_counts, watch_config
+from pipeline.brand_watch import BrandWatch, brand_mentions, count_into, watch_config
 from pipeline.deadletter import dead_letter, encode_dead_letter
 from pipeline.retry import retry_until_done
 from pipeline.schema import Mention, Rejection, parse_mention
@@ -94,8 +94,9 @@ alerts_topic = app.topic(settings.topic_alerts, key_type=bytes, value_type=bytes
 webhooks_dlq_topic = app.topic(settings.topic_webhooks_dlq, key_type=bytes, value_type=bytes, key_serializer="raw",
                                value_serializer="raw")
 
-# [volume, negative, complaint, risk] per brand and minute of event time; changelogged, so a
-# restarted worker closes its minutes with the counts it had.
+# [volume, negative, complaint, risk, last offset counted] per brand and minute of event time;
+# changelogged, so a restarted worker closes its minutes with the counts it had, and skips the
+# records it counted before the crash (see brand_watch.count_into).
 brand_minutes = (
     app.Table("brand-minutes", default=list, partitions=settings.topic_partitions, key_type=str)
     .tumbling(60.0, expires=timedelta(hours=6))
@@ -256,16 +257,18 @@ def get_watch(brand: str) -> BrandWatch:
     return watch
 
 
-def watch_one(record: BrandMention) -> list[dict[str, Any]]:
-    """Count one record in its minute, close the minutes it makes due, return alert documents."""
+def watch_one(record: BrandMention, offset: int) -> list[dict[str, Any]]:
+    """Count one record (at ``offset`` of its partition) in its minute, close the minutes it
+    makes due, return alert documents."""
     watch = get_watch(record.brand)
     if record.tick:
         due = watch.advance(record.ts)
     else:
         _event_time["max"] = max(_event_time["max"], record.ts)
         _last_record[record.brand] = time.monotonic()
-        counts = brand_minutes[record.brand].value() or [0, 0, 0, 0]
-        brand_minutes[record.brand] = [a + b for a, b in zip(counts, minute_counts(record.asdict()))]
+        counted = count_into(brand_minutes[record.brand].value(), record.asdict(), offset)
+        if counted is not None:  # None: replayed after a crash, already in the minute
+            brand_minutes[record.brand] = counted
         due = watch.note(record.asdict())
     alerts = []
     window = brand_minutes.table.window
@@ -286,7 +289,7 @@ async def watch_brands(stream):
     await loop.run_in_executor(None, get_enricher)  # brands and routing (shared with enrichment)
     async for event in stream.events():
         try:
-            alerts = watch_one(event.value)
+            alerts = watch_one(event.value, event.message.offset)
             if alerts:
                 await publish_alerts(await alert_sink().write(alerts))
         except Exception:  # noqa: BLE001 - never let Faust ack a record whose alerts are not stored

@@ -84,6 +84,23 @@ def minute_counts(record: dict[str, Any]) -> list[int]:
     return [1, int(record["negative"]), int(record["complaint"]), int(record["risk"])]
 
 
+def count_into(minute: list[int] | None, record: dict[str, Any], offset: int) -> list[int] | None:
+    """A minute's stored value after counting ``record`` (at ``offset`` of the by-brand topic),
+    or None if that record was counted already.
+
+    The value is [volume, negative, complaint, risk, last offset counted]. One brand's records
+    sit in one partition and arrive in offset order, so a record at or below the minute's last
+    offset was counted before a crash and is being replayed: counting it again would inflate the
+    minute (at-least-once delivery made exactly-once for the counts).
+    """
+    minute = list(minute or [0, 0, 0, 0, -1])
+    if len(minute) < 5:
+        minute = (minute + [0, 0, 0, 0])[:4] + [-1]
+    if offset <= minute[4]:
+        return None
+    return [a + b for a, b in zip(minute[:4], minute_counts(record))] + [offset]
+
+
 def _flag_of(signal: str):
     return (lambda m: True) if signal == "volume" else (lambda m: bool(m.get(signal)))
 

@@ -15,6 +15,7 @@ import math
 import os
 import queue
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -62,12 +63,13 @@ def history(now: datetime) -> list[dict]:
     return rows
 
 
-def burst(now: datetime) -> list[dict]:
-    """25 angry mentions a minute for the last 8 minutes (the quiet rate is about one)."""
+def burst(now: datetime, minutes: int = 8, per_minute: int = 25) -> list[dict]:
+    """``per_minute`` angry mentions a minute for the last ``minutes`` minutes (the quiet rate is
+    about one)."""
     rows = []
-    for minute in range(8):
-        at = now - timedelta(minutes=8 - minute)
-        for n in range(25):
+    for minute in range(minutes):
+        at = now - timedelta(minutes=minutes - minute)
+        for n in range(per_minute):
             rows.append({"id": f"e2e-burst:{minute}:{n}", "text": BURST.format(n=200 + n),
                          "created_at": (at + timedelta(seconds=2 * n)).isoformat(),
                          "metrics": {"likes": n * 3, "shares": n, "replies": 0},
@@ -183,3 +185,44 @@ def test_a_burst_reaches_sse_and_webhook_within_a_minute_and_the_quiet_part_rais
     assert verify(SECRET, headers[SIGNATURE_HEADER.lower()], body, now=time.time())
     hooked = json.loads(body)["alert"]
     assert hooked["brand"] == "united" and hooked["last_change"] in ("opened", "escalated", "reopened")
+
+
+def test_a_worker_killed_mid_burst_updates_the_same_alerts_after_its_restart(test_env, tmp_path):
+    """kill -9 right after the first alert is stored, restart: the replayed tail is counted once
+    and re-raises the same incidents, so each (brand, signal) still has exactly one alert id."""
+    env = {**isolated_env("spkcrash"), "EARSHOT_DETECTOR_WARMUP_H": "24"}
+    settings = Settings(**{k.removeprefix("EARSHOT_").lower(): v for k, v in env.items()})
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    quiet, angry = history(now - timedelta(minutes=40)), burst(now, minutes=40, per_minute=30)
+    (tmp_path / "quiet.jsonl").write_text("".join(json.dumps(r) + "\n" for r in quiet))
+    (tmp_path / "burst.jsonl").write_text("".join(json.dumps(r) + "\n" for r in angry))
+    worker = Worker(env, tmp_path / "worker.log")
+    worker.start()
+    try:
+        replay_file(env, tmp_path / "quiet.jsonl")
+        wait_for_count(settings.mentions_alias, {"prefix": {"id": "e2e:e2e-quiet"}}, len(quiet), worker)
+        time.sleep(5)
+        replay_file(env, tmp_path / "burst.jsonl")
+        deadline = time.monotonic() + 90
+        while es_count(settings.alerts_index) == 0:
+            assert time.monotonic() < deadline and worker.alive(), f"no alert before the kill:\n{worker.tail()}"
+            time.sleep(0.1)
+        worker.stop(signal.SIGKILL)
+        burst_query = {"prefix": {"id": "e2e:e2e-burst"}}
+        indexed_at_kill = es_count(settings.mentions_alias, burst_query)
+        assert indexed_at_kill < len(angry), "the burst was done before the kill; nothing was tested"
+        worker.start()
+        wait_for_count(settings.mentions_alias, burst_query, len(angry), worker)
+        time.sleep(8)  # the by-brand stream and the alert writes trail indexing
+    finally:
+        worker.stop()
+    hits = httpx.post(f"http://127.0.0.1:9200/{settings.alerts_index}/_search",
+                      json={"size": 100, "query": {"term": {"brand": "united"}}}, timeout=30).json()["hits"]["hits"]
+    alerts = [h["_source"] for h in hits]
+    by_signal: dict[str, set[str]] = {}
+    for alert in alerts:
+        by_signal.setdefault(alert["signal"], set()).add(alert["id"])
+    print(f"killed with {indexed_at_kill}/{len(angry)} burst mentions indexed; alerts after restart: "
+          f"{[(a['signal'], a['status'], a['version']) for a in alerts]}")
+    assert "volume" in by_signal
+    assert all(len(ids) == 1 for ids in by_signal.values()), by_signal

@@ -7,7 +7,7 @@ import math
 import random
 
 from pipeline.alerts import Alert, alert_id
-from pipeline.brand_watch import BrandWatch, brand_mentions, minute_counts, watch_config
+from pipeline.brand_watch import BrandWatch, brand_mentions, count_into, minute_counts, watch_config
 from pipeline.routing import RoutingRules
 from pipeline.terms import Background, g2, significant_terms, terms_of
 
@@ -146,3 +146,15 @@ def test_significant_terms_against_a_background():
         background.add(doc, START + 600)
     found = [t for t, *_ in significant_terms(spike, background)]
     assert found[:2] == ["brakes", "recall"] and "flight" not in found[:2]
+
+
+def test_a_replayed_record_is_not_counted_twice_in_its_minute():
+    angry = record(START, "engine fire", negative=True, complaint=True)
+    calm = record(START + 5, "boarding now")
+    minute = count_into(None, angry, offset=10)
+    minute = count_into(minute, calm, offset=11)
+    assert minute == [2, 1, 1, 0, 11]
+    assert count_into(minute, angry, offset=10) is None  # replayed after a crash
+    assert count_into(minute, calm, offset=11) is None
+    assert count_into(minute, calm, offset=12) == [3, 1, 1, 0, 12]  # a later record counts
+    assert count_into([4, 1, 0, 0], calm, offset=0) == [5, 1, 0, 0, 0]  # a value without an offset yet
