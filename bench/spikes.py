@@ -186,8 +186,8 @@ RULES: dict[str, Callable[[Series], list[float]]] = {
 
 
 def sensitivity(all_series: list[Series]) -> list[dict]:
-    """The detector with each main setting nudged either way: a plateau, not a knife edge,
-    is what says the defaults were not fitted to these five series."""
+    """The detector with each main setting nudged either way (a plateau, not a knife edge, is
+    what says the defaults were not fitted to these five series), and with parts taken out."""
     from pipeline.detect_csv import opened_incidents
 
     default = DetectorConfig()
@@ -195,6 +195,9 @@ def sensitivity(all_series: list[Series]) -> list[dict]:
     variants += [{"confirm_z": default.confirm_z + d} for d in (-0.5, 0.5)]
     variants += [{"pseudo_count": default.pseudo_count * f} for f in (0.5, 2.0)]
     variants += [{"history_days": d} for d in (5, 10)]
+    # Ablations: what each part of the baseline and of the score is worth.
+    variants += [{"weekly": False}, {"trend": False}, {"scales_s": (0,)}, {"scales_s": (0, 900)},
+                 {"confirm_z": 0.0}]
     rows = []
     for change in variants:
         per_series = {}
@@ -203,7 +206,8 @@ def sensitivity(all_series: list[Series]) -> list[dict]:
             alerts = [e.reading.bucket_end for e in opened_incidents(s.timestamps, s.values, config=config)]
             per_series[s.name] = score(alerts, s)
         summary = summarise(per_series)
-        rows.append({"change": change, **{k: summary[k] for k in (
+        rows.append({"change": {k: list(v) if isinstance(v, tuple) else v for k, v in change.items()},
+                     **{k: summary[k] for k in (
             "windows_detected", "false_alarms_per_series_week", "median_delay_fraction")}})
     return rows
 

@@ -63,6 +63,8 @@ class DetectorConfig:
     cooldown_s: int = 12 * 3600
     min_scale: float = 0.05  # floor of the residual spread (log units)
     residual_history_h: int = 14 * 24
+    weekly: bool = True  # separate weekday and weekend profiles (False: one daily profile)
+    trend: bool = True  # scale the profile by the last day's level (False: profile alone)
 
     def window_buckets(self) -> list[int]:
         """Each scale as a number of buckets (at least one), deduplicated, ascending."""
@@ -154,10 +156,9 @@ class SeriesDetector:
         offset = datetime.fromtimestamp(ts, self._zone).utcoffset()
         return int((ts + (offset.total_seconds() if offset else 0)) // HOUR_S)
 
-    @staticmethod
-    def _weekend(local_hour: int) -> bool:
+    def _weekend(self, local_hour: int) -> bool:
         # 1970-01-01 was a Thursday: day 0 -> weekday 3.
-        return (local_hour // DAY_H + 3) % 7 >= 5
+        return self.config.weekly and (local_hour // DAY_H + 3) % 7 >= 5
 
     # -- baseline -----------------------------------------------------------------------
     def _expected_rate(self, local_hour: int) -> float | None:
@@ -192,7 +193,7 @@ class SeriesDetector:
             for weekend in (False, True):
                 profile.setdefault((weekend, slot), median(rates[-self.config.history_days:]))
         self.profile = profile
-        if not self.share:
+        if self.config.trend and not self.share:
             ratios = []
             for hour in self.hours[-DAY_H:]:
                 base = profile.get((self._weekend(hour.index), hour.index % DAY_H), 0.0) * hour.buckets
