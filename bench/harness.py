@@ -29,19 +29,22 @@ def free_port() -> int:
 
 
 class Worker:
-    """An ``earshot worker`` subprocess with its log in a file; ready when Faust says "Ready"."""
+    """An ``earshot worker`` (or ``earshot spikes``) subprocess with its log in a file; ready when
+    Faust says "Ready"."""
 
-    def __init__(self, env: dict[str, str], log_path: Path):
+    def __init__(self, env: dict[str, str], log_path: Path, command: str = "worker"):
+        """``command``: ``worker`` (the mention worker) or ``spikes`` (the spike watcher)."""
         self.env = {**os.environ, **env}
         self.log_path = Path(log_path)
+        self.command = command
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout_s: float = 180) -> None:
-        self.env["EARSHOT_WORKER_WEB_PORT"] = str(free_port())
+        self.env["EARSHOT_WORKER_WEB_PORT" if self.command == "worker" else "EARSHOT_SPIKES_WEB_PORT"] = str(free_port())
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pipeline.cli", "worker", "--loglevel", "info"],
+                [sys.executable, "-m", "pipeline.cli", self.command, "--loglevel", "info"],
                 cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         deadline = time.monotonic() + timeout_s

@@ -1,6 +1,7 @@
 """The ``earshot`` command: worker, api, replay, setup.
 
-    earshot worker                      run the Faust worker (validate, enrich, index)
+    earshot worker                      run the Faust worker (validate, enrich, index, re-key by brand)
+    earshot spikes                      run the spike watcher (minute counts, detectors, alerts, webhooks)
     earshot api                         serve the HTTP API and docs (uvicorn)
     earshot replay [--file F] [--rate R] [--limit N] [--start T]
                                         replay the demo corpus or a JSONL/CSV file to Kafka
@@ -43,21 +44,30 @@ def _positive_float(value: str) -> float:
     return number
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
+def _run_faust(args: argparse.Namespace, module: str, port_setting: str) -> int:
+    import importlib
     import os
 
     if args.web_port:
-        os.environ["EARSHOT_WORKER_WEB_PORT"] = str(args.web_port)
+        os.environ[f"EARSHOT_{port_setting.upper()}"] = str(args.web_port)
         get_settings.cache_clear()
     settings = get_settings()
     from connectors.publish import ensure_topics
 
     ensure_topics(settings)
-    from pipeline.app import app
-
-    sys.argv = ["earshot-worker", "worker", "--loglevel", args.loglevel, "--web-port", str(settings.worker_web_port)]
+    app = importlib.import_module(module).app
+    sys.argv = [f"earshot-{args.command}", "worker", "--loglevel", args.loglevel,
+                "--web-port", str(getattr(settings, port_setting))]
     app.main()
     return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    return _run_faust(args, "pipeline.app", "worker_web_port")
+
+
+def cmd_spikes(args: argparse.Namespace) -> int:
+    return _run_faust(args, "pipeline.spike_app", "spikes_web_port")
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -173,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--web-port", type=int, default=None, help="Faust web port (one per worker per host)")
     worker.add_argument("--loglevel", default="info")
     worker.set_defaults(func=cmd_worker)
+
+    spikes = sub.add_parser("spikes", help="run the spike watcher (detectors, alerts, webhooks)")
+    spikes.add_argument("--web-port", type=int, default=None, help="Faust web port (one per watcher per host)")
+    spikes.add_argument("--loglevel", default="info")
+    spikes.set_defaults(func=cmd_spikes)
 
     api = sub.add_parser("api", help="serve the HTTP API")
     api.add_argument("--host", default=None)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: the whole pipeline on one machine.
-#   Kafka + Elasticsearch (deploy/local/services.sh) -> earshot worker -> earshot api
+#   Kafka + Elasticsearch (deploy/local/services.sh) -> earshot worker + earshot spikes -> earshot api
 #   -> replay of the demo corpus (38k real tweets) at EARSHOT_DEMO_RATE mentions/s.
 # Ctrl-C stops everything this script started (services already running before are left up).
 set -euo pipefail
@@ -42,16 +42,19 @@ bash deploy/local/services.sh up
 say "starting the worker (log: $LOGS/worker.log)"
 "$BIN/earshot" worker >"$LOGS/worker.log" 2>&1 &
 PIDS+=($!)
+say "starting the spike watcher (log: $LOGS/spikes.log)"
+"$BIN/earshot" spikes >"$LOGS/spikes.log" 2>&1 &
+PIDS+=($!)
 say "starting the API on http://127.0.0.1:$API_PORT (log: $LOGS/api.log)"
 "$BIN/earshot" api --port "$API_PORT" >"$LOGS/api.log" 2>&1 &
 PIDS+=($!)
 
 for _ in $(seq 1 120); do
-  if grep -q "Ready" "$LOGS/worker.log" 2>/dev/null && curl -fs "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1; then
+  if grep -q "Ready" "$LOGS/worker.log" 2>/dev/null && grep -q "Ready" "$LOGS/spikes.log" 2>/dev/null && curl -fs "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1; then
     break
   fi
   for pid in "${PIDS[@]}"; do
-    kill -0 "$pid" 2>/dev/null || { say "a process exited early; see $LOGS/worker.log and $LOGS/api.log"; tail -n 30 "$LOGS/worker.log" "$LOGS/api.log"; exit 1; }
+    kill -0 "$pid" 2>/dev/null || { say "a process exited early; see $LOGS/worker.log, $LOGS/spikes.log and $LOGS/api.log"; tail -n 30 "$LOGS/worker.log" "$LOGS/spikes.log" "$LOGS/api.log"; exit 1; }
   done
   sleep 1
 done
@@ -63,7 +66,8 @@ cat <<EOF
     search          curl 'http://127.0.0.1:$API_PORT/v1/mentions/search?q=delayed&brand=united&sentiment=negative'
     trend           curl 'http://127.0.0.1:$API_PORT/v1/brands/united/trend?interval=1m'
     readiness       curl http://127.0.0.1:$API_PORT/readyz
-    logs            $LOGS/worker.log  $LOGS/api.log
+    spike alerts    curl -N http://127.0.0.1:$API_PORT/v1/alerts/stream   (brands alert after 72 h of history)
+    logs            $LOGS/worker.log  $LOGS/spikes.log  $LOGS/api.log
   Replaying the demo corpus at $RATE mentions/s; Ctrl-C stops everything.
 
 EOF
@@ -71,5 +75,5 @@ EOF
 replay_args=(--rate "$RATE")
 [[ -n $LIMIT ]] && replay_args+=(--limit "$LIMIT")
 "$BIN/earshot" replay "${replay_args[@]}"
-say "replay finished; the worker and API keep running. Ctrl-C to stop."
+say "replay finished; the worker, the spike watcher and the API keep running. Ctrl-C to stop."
 wait "${PIDS[@]}"

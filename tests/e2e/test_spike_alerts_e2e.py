@@ -1,9 +1,9 @@
 """End to end: a quiet history, then a burst of angry mentions -> one alert on the live SSE stream
 and at a registered webhook within 60 s of the burst's first mention; nothing while it was quiet.
 
-Everything is real: ``earshot replay`` publishes to Kafka, a real ``earshot worker`` enriches,
-re-keys by brand, counts minutes in its windowed table and runs the detector, Elasticsearch
-stores the alert, the API (uvicorn) streams it and posts it, signed, to a loopback receiver.
+Everything is real: ``earshot replay`` publishes to Kafka, a real ``earshot worker`` enriches
+and re-keys by brand, a real ``earshot spikes`` counts minutes in its windowed table and runs
+the detector, Elasticsearch stores the alert, the API (uvicorn) streams it and posts it, signed, to a loopback receiver.
 Time is compressed: 40 hours of history are published at once with their own ``created_at``,
 and the worker's detector needs only 24 of them to warm up (``EARSHOT_DETECTOR_WARMUP_H``).
 """
@@ -134,9 +134,13 @@ def spike_env(test_env):
 
 @pytest.fixture(scope="module")
 def spike_worker(spike_env, tmp_path_factory):
-    worker = Worker(spike_env, tmp_path_factory.mktemp("spike-worker") / "worker.log")
+    """The mention worker and the spike watcher of this test's namespace."""
+    logs = tmp_path_factory.mktemp("spike-worker")
+    worker, watcher = Worker(spike_env, logs / "worker.log"), Worker(spike_env, logs / "spikes.log", "spikes")
     worker.start()
+    watcher.start()
     yield worker
+    watcher.stop()
     worker.stop()
 
 
@@ -188,16 +192,18 @@ def test_a_burst_reaches_sse_and_webhook_within_a_minute_and_the_quiet_part_rais
 
 
 def test_a_worker_killed_mid_burst_updates_the_same_alerts_after_its_restart(test_env, tmp_path):
-    """kill -9 right after the first alert is stored, restart: the replayed tail is counted once
-    and re-raises the same incidents, so each (brand, signal) still has exactly one alert id."""
+    """kill -9 (worker and watcher) right after the first alert is stored, restart: the replayed
+    tail is counted once and re-raises the same incidents, so each (brand, signal) still has
+    exactly one alert id."""
     env = {**isolated_env("spkcrash"), "EARSHOT_DETECTOR_WARMUP_H": "24"}
     settings = Settings(**{k.removeprefix("EARSHOT_").lower(): v for k, v in env.items()})
     now = datetime.now(timezone.utc).replace(microsecond=0)
     quiet, angry = history(now - timedelta(minutes=40)), burst(now, minutes=40, per_minute=30)
     (tmp_path / "quiet.jsonl").write_text("".join(json.dumps(r) + "\n" for r in quiet))
     (tmp_path / "burst.jsonl").write_text("".join(json.dumps(r) + "\n" for r in angry))
-    worker = Worker(env, tmp_path / "worker.log")
+    worker, watcher = Worker(env, tmp_path / "worker.log"), Worker(env, tmp_path / "spikes.log", "spikes")
     worker.start()
+    watcher.start()
     try:
         replay_file(env, tmp_path / "quiet.jsonl")
         wait_for_count(settings.mentions_alias, {"prefix": {"id": "e2e:e2e-quiet"}}, len(quiet), worker)
@@ -205,16 +211,19 @@ def test_a_worker_killed_mid_burst_updates_the_same_alerts_after_its_restart(tes
         replay_file(env, tmp_path / "burst.jsonl")
         deadline = time.monotonic() + 90
         while es_count(settings.alerts_index) == 0:
-            assert time.monotonic() < deadline and worker.alive(), f"no alert before the kill:\n{worker.tail()}"
+            assert time.monotonic() < deadline and watcher.alive(), f"no alert before the kill:\n{watcher.tail()}"
             time.sleep(0.1)
+        watcher.stop(signal.SIGKILL)  # the machine goes down: both processes at once
         worker.stop(signal.SIGKILL)
         burst_query = {"prefix": {"id": "e2e:e2e-burst"}}
         indexed_at_kill = es_count(settings.mentions_alias, burst_query)
         assert indexed_at_kill < len(angry), "the burst was done before the kill; nothing was tested"
         worker.start()
+        watcher.start()
         wait_for_count(settings.mentions_alias, burst_query, len(angry), worker)
         time.sleep(8)  # the by-brand stream and the alert writes trail indexing
     finally:
+        watcher.stop()
         worker.stop()
     hits = httpx.post(f"http://127.0.0.1:9200/{settings.alerts_index}/_search",
                       json={"size": 100, "query": {"term": {"brand": "united"}}}, timeout=30).json()["hits"]["hits"]

@@ -1,0 +1,99 @@
+"""What earshot's two Faust apps share: the app settings, the by-brand record, and the rules
+for acknowledging only what is done.
+
+``pipeline/app.py`` is the mention worker (validate, enrich, index, re-key by brand: no tables);
+``pipeline/spike_app.py`` is the spike watcher (windowed and changelogged tables, alerts,
+webhooks). They run as separate processes and consumer groups: a restart of the watcher (table
+recovery) never touches the consumption of mentions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from typing import Any
+
+import faust
+
+from pipeline.retry import retry_until_done
+from pipeline.settings import Settings
+
+log = logging.getLogger("earshot.worker")
+
+
+def make_app(app_id: str, settings: Settings, web_port: int) -> faust.App:
+    """A Faust app with earshot's delivery settings."""
+    return faust.App(
+        app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,  # seconds: small window of re-processing after a crash
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        producer_acks=-1,  # wait for the in-sync replicas: an acked record survives a broker loss
+        web_host="127.0.0.1",
+        web_port=web_port,
+        web_enabled=True,
+    )
+
+
+class BrandMention(faust.Record, serializer="json", include_metadata=False):
+    """One (enriched mention, brand) pair on ``mentions.by-brand``, or a clock tick (``tick``)."""
+
+    brand: str
+    ts: float  # created_at, epoch seconds: the event time the brand's minutes are counted in
+    id: str = ""
+    tick: bool = False
+    negative: bool = False
+    complaint: bool = False
+    risk: bool = False
+    spam: bool = False
+    text: str = ""
+    author: str | None = None
+    url: str | None = None
+    engagement: int = 0
+    sentiment: str | None = None
+
+
+def json_bytes(record: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON, the wire format of every topic earshot writes."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+async def deliver(topic, records: list[tuple[Any, Any]]) -> None:
+    """Send records and wait until Kafka has acknowledged all of them.
+
+    While Kafka refuses or times out, the whole set is sent again after a backoff (consumers
+    de-duplicate by id), so the source batch is never acked before its output is stored.
+    """
+
+    async def send_all() -> None:
+        futures = [await topic.send(key=key, value=value) for key, value in records]
+        await asyncio.gather(*futures)
+
+    await retry_until_done(send_all, what=f"sending {len(records)} records to {topic}")
+
+
+def hold_back(events: list[Any]) -> None:
+    """Keep Faust from acknowledging events the agent did not finish with.
+
+    ``stream.take_events`` acks its batch in a ``finally``, even when the agent was cancelled
+    mid-batch (a SIGTERM, a rebalance): the next commit would then skip records whose output was
+    never delivered. A message already marked acked is not acked again, so it stays out of the
+    consumer's acked offsets, the commit stops before it, and the batch is read again after the
+    restart (duplicates are harmless: ids make every write idempotent)."""
+    for event in events:
+        event.message.acked = True
+
+
+def exit_without_commit(agent: str, size: int) -> None:
+    """A bug escaped an agent mid-batch. Faust's ``take_events`` would ack the batch anyway and
+    the next commit would skip it, so stop the process before that: the batch is replayed on restart."""
+    log.critical("%s failed on a batch of %d; exiting without committing its offsets", agent, size, exc_info=True)
+    logging.shutdown()
+    os._exit(70)
