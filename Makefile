@@ -7,10 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up down status reset run worker api replay test test-unit bench-pipeline bench-models models eval-models eval-spikes lock clean
+.PHONY: help venv up down status reset run worker spikes api replay test test-unit bench-pipeline bench-models models eval-models eval-spikes lock clean
 
 help:
-	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker api replay test-unit bench-pipeline bench-models models eval-models eval-spikes lock"
+	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker spikes api replay test-unit bench-pipeline bench-models models eval-models eval-spikes lock"
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ run: venv
 
 worker: venv
 	$(BIN)/earshot worker
+
+spikes: venv
+	$(BIN)/earshot spikes
 
 api: venv
 	$(BIN)/earshot api
