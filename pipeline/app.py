@@ -32,7 +32,7 @@ from pipeline.retry import retry_until_done
 from pipeline.schema import Mention, Rejection, parse_mention
 from pipeline.settings import get_settings
 from pipeline.sink import MentionSink, RefusedDocument, ensure_mentions_layout, make_es_client
-from pipeline.streams import BrandMention, deliver, exit_without_commit, hold_back, json_bytes, make_app
+from pipeline.streams import BrandMention, deliver, finishing, json_bytes, make_app
 
 log = logging.getLogger("earshot.worker")
 settings = get_settings()
@@ -113,13 +113,8 @@ async def validate_and_enrich(stream):
     """Validate raw mentions, enrich the good ones in batches, dead-letter the bad ones."""
     enricher = await asyncio.get_running_loop().run_in_executor(None, get_enricher)
     async for events in stream.take_events(settings.enrich_batch_size, within=settings.enrich_batch_window_s):
-        try:
+        with finishing("validate_and_enrich", events):
             await enrich_batch(enricher, events)
-        except asyncio.CancelledError:
-            hold_back(events)
-            raise
-        except Exception:  # noqa: BLE001 - never let Faust ack a batch whose output is not stored
-            exit_without_commit("validate_and_enrich", len(events))
 
 
 async def enrich_batch(enricher, events: list[Any]) -> None:
@@ -146,7 +141,7 @@ async def enrich_batch(enricher, events: list[Any]) -> None:
 async def rekey_by_brand(stream):
     """Re-key each enriched mention by brand (one record per brand named) for counting."""
     async for events in stream.take_events(settings.index_batch_size, within=settings.index_batch_window_s):
-        try:
+        with finishing("rekey_by_brand", events):
             records = []
             for event in events:
                 try:
@@ -155,32 +150,18 @@ async def rekey_by_brand(stream):
                 except (ValueError, KeyError, TypeError):
                     continue  # unreadable: index_mentions dead-letters it with the reason
             await deliver(by_brand_topic, records)
-        except asyncio.CancelledError:
-            hold_back(events)
-            raise
-        except Exception:  # noqa: BLE001
-            exit_without_commit("rekey_by_brand", len(events))
 
 
 @app.agent(enriched_topic)
 async def index_mentions(stream):
     """Bulk-index enriched mentions; offsets are acked only after the bulk succeeded."""
-    from pipeline.alert_sink import ensure_alerts_layout
-
     es = make_es_client(settings)
     await wait_for_layout(es, settings)
-    await retry_until_done(lambda: ensure_alerts_layout(es, settings), what="installing the alerts indices",
-                           cap_s=settings.index_retry_max_s)
     sink = MentionSink(es, settings)
     try:
         async for events in stream.take_events(settings.index_batch_size, within=settings.index_batch_window_s):
-            try:
+            with finishing("index_mentions", events):
                 await index_batch(sink, events)
-            except asyncio.CancelledError:
-                hold_back(events)
-                raise
-            except Exception:  # noqa: BLE001 - never let Faust ack a batch that is not stored
-                exit_without_commit("index_mentions", len(events))
     finally:
         await es.close()
 

@@ -32,7 +32,7 @@ from pipeline.retry import retry_until_done
 from pipeline.routing import RoutingRules
 from pipeline.settings import get_settings
 from pipeline.sink import make_es_client
-from pipeline.streams import BrandMention, deliver, exit_without_commit, hold_back, json_bytes, make_app
+from pipeline.streams import BrandMention, deliver, finishing, json_bytes, make_app
 
 log = logging.getLogger("earshot.spikes")
 settings = get_settings()
@@ -116,17 +116,17 @@ def watch_one(record: BrandMention, offset: int) -> list[dict[str, Any]]:
 @app.agent(by_brand_topic)
 async def watch_brands(stream):
     """Per brand: count minutes in event time, run the spike detectors, store and publish alerts."""
+    from pipeline.alert_sink import ensure_alerts_layout
+
     await asyncio.get_running_loop().run_in_executor(None, brands_and_routing)
+    # The watcher writes the alerts, so it installs their index (also done by the API and setup).
+    await retry_until_done(lambda: ensure_alerts_layout(alert_sink().es, settings),
+                           what="installing the alerts indices", cap_s=settings.index_retry_max_s)
     async for event in stream.events():
-        try:
+        with finishing("watch_brands", [event]):
             alerts = watch_one(event.value, event.message.offset)
             if alerts:
                 await publish_alerts(await alert_sink().write(alerts))
-        except asyncio.CancelledError:
-            hold_back([event])
-            raise
-        except Exception:  # noqa: BLE001 - never let Faust ack a record whose alerts are not stored
-            exit_without_commit("watch_brands", 1)
 
 
 @lru_cache(maxsize=1)
@@ -161,7 +161,7 @@ async def notify_webhooks(stream):
     registry = WebhookRegistry(make_es_client(settings), settings)
     async with httpx.AsyncClient() as client:
         async for events in stream.take_events(100, within=0.2):
-            try:
+            with finishing("notify_webhooks", events):
                 alerts = [json.loads(e.value) for e in events]
                 pushed = [a for a in alerts if a.get("last_change") in PUSHED_CHANGES]
                 if not pushed:
@@ -172,11 +172,6 @@ async def notify_webhooks(stream):
                            for alert, result in zip(pushed, results) for letter in result]
                 if letters:
                     await deliver(webhooks_dlq_topic, letters)
-            except asyncio.CancelledError:
-                hold_back(events)
-                raise
-            except Exception:  # noqa: BLE001
-                exit_without_commit("notify_webhooks", len(events))
 
 
 _QUIET_WALL_S = 30.0  # wall-clock seconds without a record before a brand counts as quiet

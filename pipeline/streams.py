@@ -13,6 +13,8 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import faust
@@ -97,3 +99,18 @@ def exit_without_commit(agent: str, size: int) -> None:
     log.critical("%s failed on a batch of %d; exiting without committing its offsets", agent, size, exc_info=True)
     logging.shutdown()
     os._exit(70)
+
+
+@contextmanager
+def finishing(agent: str, events: list[Any]) -> Iterator[None]:
+    """Wrap an agent's work on ``events``: Faust must not acknowledge them unless it completed.
+
+    Cancelled mid-way (a SIGTERM, a rebalance): ``hold_back`` and let the cancellation through.
+    A bug: ``exit_without_commit``. Either way the events are read again after the restart."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        hold_back(events)
+        raise
+    except Exception:  # noqa: BLE001 - never let Faust ack what was not finished
+        exit_without_commit(agent, len(events))

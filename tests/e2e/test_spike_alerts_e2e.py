@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -32,7 +31,7 @@ from pipeline.settings import Settings
 from pipeline.webhooks import SIGNATURE_HEADER, verify
 from tests.conftest import isolated_env
 from tests.e2e.test_pipeline_e2e import es_count, wait_for_count
-from tests.servers import serve
+from tests.servers import Receiver, serve
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
 
@@ -82,32 +81,6 @@ def replay_file(env: dict[str, str], path: Path) -> None:
                     "--source", "e2e"], cwd=REPO, env={**os.environ, **env}, check=True, timeout=300)
 
 
-class Receiver:
-    """A webhook endpoint on loopback that records each delivery with its arrival time."""
-
-    def __init__(self):
-        self.deliveries: queue.Queue = queue.Queue()
-        deliveries = self.deliveries
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                deliveries.put((time.monotonic(), {k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/crisis"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class SSEListener(threading.Thread):
     """Reads ``/v1/alerts/stream`` and records each alert event with its arrival time."""
 
@@ -153,7 +126,7 @@ def test_a_burst_reaches_sse_and_webhook_within_a_minute_and_the_quiet_part_rais
     quiet, angry = history(now), burst(now)
     (tmp_path / "quiet.jsonl").write_text("".join(json.dumps(r) + "\n" for r in quiet))
     (tmp_path / "burst.jsonl").write_text("".join(json.dumps(r) + "\n" for r in angry))
-    receiver = Receiver()
+    receiver = Receiver(204)
     try:
         with serve(create_app(settings)) as api:
             r = httpx.post(f"{api}/v1/webhooks", json={"url": receiver.url, "secret": SECRET, "brands": ["united"]})
@@ -167,13 +140,13 @@ def test_a_burst_reaches_sse_and_webhook_within_a_minute_and_the_quiet_part_rais
             time.sleep(5)  # the by-brand stream trails indexing by a moment
             assert listener.events.empty(), f"the quiet part raised {listener.events.get()[1]}"
             assert es_count(settings.alerts_index) == 0
-            assert receiver.deliveries.empty()
+            assert receiver.arrived.empty()
 
             started = time.monotonic()
             replay_file(spike_env, tmp_path / "burst.jsonl")
             arrived, alert = listener.events.get(timeout=90)
             sse_latency = arrived - started
-            delivered, headers, body = receiver.deliveries.get(timeout=max(1.0, 90 - (time.monotonic() - started)))
+            delivered, headers, body = receiver.arrived.get(timeout=max(1.0, 90 - (time.monotonic() - started)))
             webhook_latency = delivered - started
     finally:
         receiver.close()
@@ -186,7 +159,7 @@ def test_a_burst_reaches_sse_and_webhook_within_a_minute_and_the_quiet_part_rais
     assert alert["mentions"] and all(m["id"].startswith("e2e:e2e-burst") for m in alert["mentions"])
     assert {"engine", "fire", "evacuated", "smoke", "cabin", "runway", "terrifying"} & \
            {t["term"] for t in alert["terms"]}
-    assert verify(SECRET, headers[SIGNATURE_HEADER.lower()], body, now=time.time())
+    assert verify(SECRET, headers[SIGNATURE_HEADER], body, now=time.time())
     hooked = json.loads(body)["alert"]
     assert hooked["brand"] == "united" and hooked["last_change"] in ("opened", "escalated", "reopened")
 

@@ -6,8 +6,6 @@ import json
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -18,7 +16,7 @@ import api.routes.alerts as alert_routes
 from api.alert_feed import AlertFeed
 from api.main import create_app
 from bench.harness import free_port
-from tests.servers import serve
+from tests.servers import Receiver, serve
 from pipeline.alert_sink import AlertSink, ensure_alerts_layout
 from pipeline.alerts import SEVERITIES, SIGNALS, STATUSES, Alert, AlertWindow, alert_id
 from pipeline.sink import make_es_client
@@ -351,38 +349,6 @@ def test_the_feed_skips_records_that_are_not_alerts(settings):
 
 
 # -- webhooks: registration, admin token, delivery -------------------------------------------------
-
-class Receiver:
-    """A loopback HTTP receiver answering scripted statuses (the last one repeats)."""
-
-    def __init__(self, *answers: int | tuple[int, dict[str, str]]):
-        self.answers = list(answers)
-        self.requests: list[tuple[Message, bytes]] = []  # (headers, body) as received
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((self.headers, body))
-                answer = receiver.answers[min(len(receiver.requests), len(receiver.answers)) - 1]
-                status, headers = answer if isinstance(answer, tuple) else (answer, {})
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @pytest.fixture
 def receivers():
