@@ -5,6 +5,7 @@
     earshot api                         serve the HTTP API and docs (uvicorn)
     earshot replay [--file F] [--rate R] [--limit N] [--start T]
                                         replay the demo corpus or a JSONL/CSV file to Kafka
+    earshot connect PLATFORM [...]      run a live connector (rss, reddit, mastodon, bluesky, x)
     earshot setup                       create Kafka topics, the Elasticsearch template and the alerts indices
     earshot classify --in F --out F     enrich JSONL texts with the models and routing ('-' = stdin/stdout)
     earshot detect --in F --out F       spike incidents of a timestamp,value CSV ('-' = stdin/stdout)
@@ -102,6 +103,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(f"published {report.published} mentions to {settings.topic_raw} in {report.seconds:.1f} s "
           f"({report.per_second:.0f}/s)"
           + (f"; {report.dead_lettered} too large for Kafka went to {settings.topic_dlq}" if report.dead_lettered else ""))
+    return 0
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    import logging
+
+    from connectors.publish import ensure_topics
+    from connectors.registry import platform_module
+    from connectors.runner import run_until_signalled
+
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    ensure_topics(settings)
+    source = platform_module(args.platform).build(args, settings)
+    report = run_until_signalled(source, settings, max_batches=args.max_batches)
+    print(f"{source.name}: {report.batches} batches in {report.seconds:.1f} s: {report.counters}", file=sys.stderr)
     return 0
 
 
@@ -206,6 +223,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds between rows with --start (default 1/rate or 1)")
     replay.add_argument("--no-progress", action="store_true")
     replay.set_defaults(func=cmd_replay)
+
+    from connectors.registry import PLATFORMS, platform_module
+
+    connect = sub.add_parser("connect", help="run a live platform connector (resumes from its checkpoint)")
+    platforms = connect.add_subparsers(dest="platform", required=True)
+    for name, (_module, about) in PLATFORMS.items():
+        platform = platforms.add_parser(name, help=about)
+        platform.add_argument("--max-batches", type=int, default=None, help="stop after N batches (default: run until SIGTERM)")
+        platform.add_argument("--loglevel", default="info")
+        try:
+            platform_module(name).add_arguments(platform)
+        except ModuleNotFoundError:
+            continue
+        platform.set_defaults(func=cmd_connect)
 
     setup = sub.add_parser("setup", help="create Kafka topics and the Elasticsearch index template")
     setup.set_defaults(func=cmd_setup)

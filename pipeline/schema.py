@@ -5,8 +5,9 @@ worker publishes to ``mentions.enriched`` and indexes in Elasticsearch. Both car
 ``schema_version``. Fields a producer sends that this version does not know are kept under
 ``raw`` (forward compatible), never dropped and never an error.
 
-``parse_mention`` is the validator the pipeline runs on every raw record: it returns either a
-``Mention`` or a ``Rejection`` with a human-readable reason (a value, not an exception), so
+``parse_mention`` is the validator the pipeline runs on every raw record: it returns a
+``Mention``, a ``Deletion`` (``{"op": "delete", ...}``: a platform removed the post), or a
+``Rejection`` with a human-readable reason (a value, not an exception), so
 the worker can send bad records to the dead-letter topic and keep going.
 """
 
@@ -171,6 +172,32 @@ class EnrichedMention(Mention):
         return self.model_dump(mode="json")
 
 
+class Deletion(_Record):
+    """The platform deleted a post (or its author asked to be forgotten): remove the mention.
+
+    Connectors publish it to ``mentions.raw`` keyed by the mention's id, so it is ordered after
+    the post itself on the same partition, all the way to the index.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    op: Literal["delete"]
+    id: str = Field(..., min_length=1, max_length=512)
+    source: str = Field(..., min_length=1, max_length=64)
+    requested_at: datetime = Field(..., description="When the connector saw the deletion (UTC).")
+    reason: str | None = Field(None, max_length=256, description="The platform's word for it, if any.")
+
+    @field_validator("requested_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return _utc(value)
+
+
+def deletion_record(mention_id: str, source: str, requested_at: datetime, reason: str | None = None) -> dict[str, Any]:
+    """The JSON-ready deletion notice a connector publishes."""
+    return Deletion(op="delete", id=mention_id, source=source, requested_at=requested_at,
+                    reason=reason).model_dump(mode="json")
+
+
 @dataclass(frozen=True)
 class Rejection:
     """Why a raw record was refused; goes to the dead-letter topic with the record."""
@@ -193,7 +220,7 @@ def parse_mention(
     now: datetime,
     max_text_bytes: int = 64 * 1024,
     max_future_skew: timedelta = timedelta(minutes=5),
-) -> Mention | Rejection:
+) -> Mention | Deletion | Rejection:
     """Validate one raw record into a ``Mention``, or say why not.
 
     ``now`` is passed in (not read from the clock) so the rule "created_at no more than
@@ -214,6 +241,11 @@ def parse_mention(
 
     raw_id = payload.get("id")
     mention_id = raw_id if isinstance(raw_id, str) else None
+    if payload.get("op") == "delete":
+        try:
+            return Deletion.model_validate(payload)
+        except ValidationError as exc:
+            return Rejection(f"deletion notice: {_first_error(exc)}", mention_id)
     text = payload.get("text")
     if isinstance(text, str) and len(text.encode("utf-8", "surrogatepass")) > max_text_bytes:
         return Rejection(f"text is longer than {max_text_bytes} bytes", mention_id)

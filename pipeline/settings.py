@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -84,10 +84,32 @@ class Settings(BaseSettings):
         None, description="Token for admin routes (webhooks, queries) until API keys exist; unset = open locally."
     )
 
+    # Connectors (credentials: environment or .env only; SecretStr keeps them out of reprs and logs)
+    checkpoint_dir: Path | None = Field(None, description="Connector checkpoints; default <home>/checkpoints.")
+    connector_poll_s: float = Field(60.0, gt=0, description="Seconds between polls of a polling connector.")
+    connector_backoff_base_s: float = Field(1.0, gt=0, description="First retry delay after an error, s.")
+    connector_backoff_cap_s: float = Field(300.0, gt=0, description="Longest retry delay after errors, s.")
+    reddit_client_id: str | None = None
+    reddit_client_secret: SecretStr | None = None
+    reddit_user_agent: str = Field("earshot/0.1 (social listening)", description="Reddit asks for a descriptive one.")
+    mastodon_access_token: SecretStr | None = Field(None, description="Only needed for instances that require it.")
+    bluesky_identifier: str | None = Field(None, description="Handle for searchPosts (app password auth).")
+    bluesky_app_password: SecretStr | None = None
+    x_bearer_token: SecretStr | None = Field(None, description="X API v2 app-only bearer token.")
+    ingest_secret: SecretStr | None = Field(
+        None, description="HMAC key of POST /v1/ingest (X-Earshot-Signature); unset = not checked (local use only)."
+    )
+    ingest_max_items: int = Field(1000, ge=1, description="Most mentions in one POST /v1/ingest.")
+    ingest_max_bytes: int = Field(5_000_000, ge=1, description="Largest POST /v1/ingest body, bytes.")
+
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_max_page_size: int = 100
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.checkpoint_dir or self.home / "checkpoints"
 
     # Topic and index names are derived here, once.
     @property
