@@ -20,8 +20,9 @@ from starlette.exceptions import HTTPException
 from api.alert_feed import AlertFeed
 from api.alert_publisher import AlertPublisher
 from api.cursor import BadCursor
+from api.kafka import LazyProducer
 from api.queries import BadQuery
-from api.routes import alerts, brands, health, mentions, webhooks
+from api.routes import alerts, brands, health, ingest, mentions, webhooks
 from pipeline.alert_sink import AlertBusy, ensure_alerts_layout
 from pipeline.settings import Settings, get_settings
 from pipeline.sink import make_es_client
@@ -52,7 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.es = make_es_client(settings)
         app.state.alerts_layout_ready = await _install_alerts_layout(app.state.es, settings)
-        app.state.alert_publisher = AlertPublisher(settings)  # its producer starts on the first change
+        app.state.producer = LazyProducer(settings)  # starts on the first publish, not here
+        app.state.alert_publisher = AlertPublisher(app.state.producer)
         app.state.alert_feed = AlertFeed(settings)
         feed_task = asyncio.create_task(app.state.alert_feed.run(), name="alert-feed")
         try:
@@ -61,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             feed_task.cancel()
             with suppress(asyncio.CancelledError):
                 await feed_task
-            await app.state.alert_publisher.close()
+            await app.state.producer.close()
             await app.state.es.close()
 
     app = FastAPI(
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(brands.router, prefix="/v1")
     app.include_router(alerts.router, prefix="/v1")
     app.include_router(webhooks.router, prefix="/v1")
+    app.include_router(ingest.router, prefix="/v1")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

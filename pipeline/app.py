@@ -29,7 +29,7 @@ from elasticsearch import ApiError
 from pipeline.brand_watch import brand_mentions
 from pipeline.deadletter import dead_letter, encode_dead_letter
 from pipeline.retry import retry_until_done
-from pipeline.schema import Mention, Rejection, parse_mention
+from pipeline.schema import Deletion, Mention, Rejection, parse_mention
 from pipeline.settings import get_settings
 from pipeline.sink import MentionSink, RefusedDocument, ensure_mentions_layout, make_es_client
 from pipeline.streams import BrandMention, deliver, finishing, json_bytes, make_app
@@ -71,10 +71,10 @@ async def send_dead_letters(letters: list[tuple[bytes | None, dict[str, Any]]]) 
     await deliver(dlq_topic, [(key, encode_dead_letter(letter)) for key, letter in letters])
 
 
-def split_valid(events: list[Any], now: datetime) -> tuple[list[Mention], list[tuple[bytes | None, dict[str, Any]]]]:
-    """Validate a batch of raw events: (mentions, dead letters)."""
+def split_valid(events: list[Any], now: datetime) -> tuple[list[Mention | Deletion], list[tuple[bytes | None, dict[str, Any]]]]:
+    """Validate a batch of raw events: (mentions and deletion notices in order, dead letters)."""
     skew = timedelta(seconds=settings.max_future_skew_s)
-    mentions: list[Mention] = []
+    mentions: list[Mention | Deletion] = []
     letters: list[tuple[bytes | None, dict[str, Any]]] = []
     seen: set[str] = set()
     for event in events:
@@ -96,6 +96,10 @@ def split_valid(events: list[Any], now: datetime) -> tuple[list[Mention], list[t
                     ),
                 )
             )
+        elif isinstance(result, Deletion):
+            mentions = [m for m in mentions if m.id != result.id]  # deleted before it was enriched
+            seen.discard(result.id)
+            mentions.append(result)
         elif result.id not in seen:  # the same id twice in one batch: keep the first
             seen.add(result.id)
             mentions.append(result)
@@ -120,7 +124,9 @@ async def validate_and_enrich(stream):
 async def enrich_batch(enricher, events: list[Any]) -> None:
     """One batch of raw events: enriched mentions to mentions.enriched, bad ones to the DLQ."""
     now = _now()
-    mentions, letters = split_valid(events, now)
+    valid, letters = split_valid(events, now)
+    mentions = [m for m in valid if isinstance(m, Mention)]
+    deletions = [d for d in valid if isinstance(d, Deletion)]
     enriched = []
     if mentions:
         # The forward pass is CPU-bound: run it off the event loop so heartbeats go on.
@@ -131,7 +137,9 @@ async def enrich_batch(enricher, events: list[Any]) -> None:
                                         payload=m.model_dump(mode="json"), failed_at=now, mention_id=m.id))
             for m, exc in failed
         )
-    await deliver(enriched_topic, [(m.id.encode("utf-8"), json_bytes(m.to_document())) for m in enriched])
+    # Deletions after the mentions: same key, so a deletion stays behind its post on its partition.
+    await deliver(enriched_topic, [(m.id.encode("utf-8"), json_bytes(m.to_document())) for m in enriched]
+                  + [(d.id.encode("utf-8"), json_bytes(d.model_dump(mode="json"))) for d in deletions])
     if letters:
         await send_dead_letters(letters)
         log.info("dead-lettered %d records: %s", len(letters), letters[0][1]["reason"])
@@ -170,12 +178,15 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")  # NaN/Infinity would fail the whole bulk request
 
 
-def read_enriched(event: Any, now: datetime) -> tuple[dict[str, Any], datetime] | dict[str, Any]:
-    """An enriched record as (document, created_at), or a dead letter saying why it is unreadable."""
+def read_enriched(event: Any, now: datetime) -> tuple[dict[str, Any], datetime] | str | dict[str, Any]:
+    """An enriched record as (document, created_at), a deletion notice's mention id, or a dead
+    letter saying why it is unreadable."""
     try:
         document = json.loads(event.value, parse_constant=_refuse_constant)
         if not isinstance(document, dict) or not isinstance(document.get("id"), str):
             raise ValueError("not an object with a string 'id'")
+        if document.get("op") == "delete":
+            return document["id"]
         return document, datetime.fromisoformat(document["created_at"])
     except (ValueError, KeyError, TypeError) as exc:
         message = event.message
@@ -186,11 +197,14 @@ def read_enriched(event: Any, now: datetime) -> tuple[dict[str, Any], datetime] 
 async def index_batch(sink, events: list[Any]) -> None:
     """One batch of enriched events into Elasticsearch; what ES refuses for good, to the DLQ."""
     now = _now()
-    batch, letters = [], []
+    batch, letters, deleted = [], [], []
     for event in events:
         read = read_enriched(event, now)
         if isinstance(read, tuple):
             batch.append(read)
+        elif isinstance(read, str):  # a deletion notice: drop it from this batch, then from the index
+            batch = [(doc, at) for doc, at in batch if doc["id"] != read]
+            deleted.append(read)
         else:
             letters.append((event.message.key, read))
     try:
@@ -203,5 +217,8 @@ async def index_batch(sink, events: list[Any]) -> None:
                                             failed_at=now, mention_id=r.mention_id))
         for r in refused
     )
+    if deleted:
+        removed = await sink.delete(deleted)
+        log.info("deletion notices: %d ids, %d documents removed", len(deleted), removed)
     if letters:
         await send_dead_letters(letters)

@@ -105,6 +105,37 @@ class MentionSink:
                 await self._wait(attempt, f"{len(pending)} documents got a retryable status")
         return refused
 
+    async def delete(self, mention_ids: list[str]) -> int:
+        """Delete mentions by id from every monthly index (the minimal ES has no delete-by-query,
+        and a deletion notice does not say which month the post was in). Returns how many
+        documents were found and deleted; absent ids are not an error (already gone)."""
+        if not mention_ids:
+            return 0
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                indices = await self.es.indices.get(index=self.settings.mentions_index_pattern,
+                                                    allow_no_indices=True, ignore_unavailable=True)
+                operations = [{"delete": {"_index": index, "_id": mention_id}}
+                              for index in sorted(indices) for mention_id in mention_ids]
+                if not operations:
+                    return 0
+                response = await self.es.bulk(operations=operations)
+            except (ESConnectionError, ConnectionTimeout) as exc:
+                await self._wait(attempt, f"Elasticsearch unreachable: {exc}")
+                continue
+            except ApiError as exc:
+                if is_retryable(exc.meta.status):
+                    await self._wait(attempt, f"bulk delete refused with {exc.meta.status}")
+                    continue
+                raise
+            statuses = [int(item["delete"].get("status", 500)) for item in response["items"]]
+            if any(is_retryable(status) for status in statuses):
+                await self._wait(attempt, "some deletions got a retryable status")
+                continue  # deleting again is harmless
+            return sum(1 for status in statuses if status < 300)
+
     async def _wait(self, attempt: int, why: str) -> None:
         self.retries += 1
         delay = backoff_delay(attempt, cap_s=self.settings.index_retry_max_s)

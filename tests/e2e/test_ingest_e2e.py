@@ -1,0 +1,117 @@
+"""Push ingest end to end: signed ``POST /v1/ingest`` -> Kafka -> worker -> Elasticsearch, bad
+items to the dead-letter topic with their reason, and a deletion notice removing a mention."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from api.main import create_app
+from pipeline.webhooks import SIGNATURE_HEADER, sign
+from tests.e2e.test_pipeline_e2e import ES
+from tests.servers import serve
+
+pytestmark = [pytest.mark.services, pytest.mark.e2e]
+SECRET = "ingest-secret-for-tests-0123456789"
+
+
+@pytest.fixture(scope="module")
+def api(settings, worker):
+    with serve(create_app(settings.model_copy(update={"ingest_secret": SecretStr(SECRET)}))) as url:
+        yield url
+
+
+def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    return {SIGNATURE_HEADER: sign(secret, int(time.time()), body), "Content-Type": "application/json"}
+
+
+def post(api: str, payload, secret: str | None = SECRET) -> httpx.Response:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = signed(body, secret) if secret else {"Content-Type": "application/json"}
+    return httpx.post(f"{api}/v1/ingest", content=body, headers=headers, timeout=30)
+
+
+def stored(settings, mention_id: str) -> dict | None:
+    httpx.post(f"{ES}/{settings.mentions_alias}/_refresh", timeout=30)
+    response = httpx.post(f"{ES}/{settings.mentions_alias}/_search", timeout=30,
+                          json={"query": {"ids": {"values": [mention_id]}}})
+    if response.status_code == 404:  # no mention indexed yet in this test session
+        return None
+    hits = response.json()["hits"]["hits"]
+    return hits[0]["_source"] if hits else None
+
+
+def wait_until(check, what: str, worker, timeout_s: float = 90):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        assert worker.alive(), f"worker died:\n{worker.tail()}"
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not seen in {timeout_s} s; worker log:\n{worker.tail()}")
+
+
+def test_unsigned_badly_signed_oversized_and_malformed_requests_are_refused(api):
+    one = {"mentions": [{"id": "1", "source": "crm", "text": "hi", "created_at": "2026-11-24T09:00:00Z"}]}
+    assert post(api, one, secret=None).status_code == 401
+    assert post(api, one, secret="another-secret-of-some-length").status_code == 401
+    assert post(api, {"mentions": one["mentions"] * 1001}).status_code == 413
+    bad = post(api, b"{not json")
+    assert bad.status_code == 400 and "not JSON" in bad.json()["error"]
+    assert post(api, {"items": []}).status_code == 422
+
+
+def test_pushed_mentions_are_indexed_bad_ones_dead_lettered_and_a_deletion_removes_one(api, settings, worker):
+    run = uuid.uuid4().hex[:8]
+    now = datetime.now(timezone.utc).isoformat()
+    payload = {"mentions": [
+        {"id": f"{run}-a", "source": "crm", "text": "My @united bag is lost, again", "created_at": now,
+         "author": {"handle": "jo", "followers": 12}, "vendor_field": "kept"},
+        {"id": f"{run}-b", "source": "crm", "text": "", "created_at": now},
+        {"id": f"crm:{run}-c", "source": "crm", "text": "Great service from @united today", "created_at": now},
+        "not an object",
+    ]}
+    response = post(api, payload)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (2, 2)
+    results = body["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected", "accepted", "rejected"]
+    assert results[0]["id"] == f"crm:{run}-a" and results[2]["id"] == f"crm:{run}-c"  # namespaced once
+    assert "text" in results[1]["reason"] and "object" in results[3]["reason"]
+
+    first = wait_until(lambda: stored(settings, f"crm:{run}-a"), "the pushed mention", worker)
+    assert first["brands"] == ["united"] and first["raw"]["vendor_field"] == "kept"
+    assert first["author"]["followers"] == 12 and first["sentiment"]["label"] == "negative"
+    wait_until(lambda: stored(settings, f"crm:{run}-c"), "the second pushed mention", worker)
+
+    letters = dead_letters(settings, lambda letter: letter.get("mention_id") == f"crm:{run}-b")
+    assert letters and letters[0]["stage"] == "ingest" and "text" in letters[0]["reason"]
+
+    gone = post(api, {"mentions": [{"op": "delete", "id": f"crm:{run}-a", "source": "crm",
+                                    "requested_at": datetime.now(timezone.utc).isoformat()}]})
+    assert gone.status_code == 202 and gone.json()["accepted"] == 1
+    wait_until(lambda: stored(settings, f"crm:{run}-a") is None, "the deletion", worker)
+    assert stored(settings, f"crm:{run}-c") is not None  # only the deleted one went
+
+
+def dead_letters(settings, ours, timeout_s: float = 30) -> list[dict]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(settings.topic_dlq, bootstrap_servers=settings.kafka_bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=2000)
+    found: list[dict] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not found and time.monotonic() < deadline:
+            found += [letter for letter in (json.loads(m.value) for m in consumer) if ours(letter)]
+    finally:
+        consumer.close()
+    return found
