@@ -22,7 +22,7 @@ from api.alert_publisher import AlertPublisher
 from api.cursor import BadCursor
 from api.kafka import LazyProducer
 from api.queries import BadQuery
-from api.routes import alerts, brands, health, ingest, mentions, webhooks
+from api.routes import alerts, brands, health, ingest, listening, mentions, webhooks
 from pipeline.alert_sink import AlertBusy, ensure_alerts_layout
 from pipeline.settings import Settings, get_settings
 from pipeline.sink import make_es_client
@@ -78,6 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts.router, prefix="/v1")
     app.include_router(webhooks.router, prefix="/v1")
     app.include_router(ingest.router, prefix="/v1")
+    app.include_router(listening.router, prefix="/v1")
+
+    @app.exception_handler(listening.SyntaxProblem)
+    async def query_syntax(request: Request, exc: listening.SyntaxProblem) -> JSONResponse:
+        return listening.syntax_response(exc)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -28,6 +28,8 @@ from elasticsearch import ApiError
 
 from pipeline.brand_watch import brand_mentions
 from pipeline.deadletter import dead_letter, encode_dead_letter
+from pipeline.query_store import load_queries, seed_from_brands
+from pipeline.query_tagger import QueryTagger
 from pipeline.retry import retry_until_done
 from pipeline.schema import Deletion, Mention, Rejection, parse_mention
 from pipeline.settings import get_settings
@@ -112,10 +114,40 @@ async def wait_for_layout(es, sink_settings) -> None:
                            what="installing the index template", cap_s=sink_settings.index_retry_max_s)
 
 
+tagger = QueryTagger()
+
+
+async def refresh_queries(es) -> None:
+    """Load the stored listening queries (seeding them from brands.yaml on a first start)."""
+    await seed_from_brands(es, settings, _now())
+    tagger.update(await load_queries(es, settings))
+
+
+@app.timer(settings.queries_refresh_s)
+async def reload_queries() -> None:
+    """Pick up query changes made through /v1/queries, without a restart."""
+    if not tagger.loaded:
+        return  # the enrichment agent does the first load
+    es = make_es_client(settings)
+    try:
+        tagger.update(await load_queries(es, settings))
+    except Exception as exc:  # noqa: BLE001 - keep tagging with the queries we have
+        log.warning("could not refresh listening queries: %r", exc)
+    finally:
+        await es.close()
+
+
 @app.agent(raw_topic)
 async def validate_and_enrich(stream):
     """Validate raw mentions, enrich the good ones in batches, dead-letter the bad ones."""
     enricher = await asyncio.get_running_loop().run_in_executor(None, get_enricher)
+    es = make_es_client(settings)
+    try:
+        # Tag consistently from the first mention: wait for the queries (ES may still be starting).
+        await retry_until_done(lambda: refresh_queries(es), what="loading listening queries",
+                               cap_s=settings.index_retry_max_s)
+    finally:
+        await es.close()
     async for events in stream.take_events(settings.enrich_batch_size, within=settings.enrich_batch_window_s):
         with finishing("validate_and_enrich", events):
             await enrich_batch(enricher, events)
@@ -137,6 +169,8 @@ async def enrich_batch(enricher, events: list[Any]) -> None:
                                         payload=m.model_dump(mode="json"), failed_at=now, mention_id=m.id))
             for m, exc in failed
         )
+        for m in enriched:
+            m.queries = tagger.tag(m)
     # Deletions after the mentions: same key, so a deletion stays behind its post on its partition.
     await deliver(enriched_topic, [(m.id.encode("utf-8"), json_bytes(m.to_document())) for m in enriched]
                   + [(d.id.encode("utf-8"), json_bytes(d.model_dump(mode="json"))) for d in deletions])

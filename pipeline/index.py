@@ -82,6 +82,7 @@ MENTION_MAPPINGS: dict[str, Any] = {
         "priority": {"type": "float"},
         "brands": _KEYWORD,
         "competitors": _KEYWORD,
+        "queries": _KEYWORD,
         "entities": {
             "properties": {
                 "handles": _KEYWORD,

@@ -164,6 +164,7 @@ class EnrichedMention(Mention):
     priority: float = Field(0.0, ge=0.0, le=100.0, description="reach x negativity x urgency, 0..100.")
     brands: list[str] = Field(default_factory=list, description="Ids of every tracked brand named.")
     competitors: list[str] = Field(default_factory=list, description="Subset of brands that are competitors.")
+    queries: list[str] = Field(default_factory=list, description="Ids of the listening queries it matches.")
     entities: Entities = Field(default_factory=Entities)
     enriched_at: datetime | None = None
 

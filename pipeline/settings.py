@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     ingest_max_items: int = Field(1000, ge=1, description="Most mentions in one POST /v1/ingest.")
     ingest_max_bytes: int = Field(5_000_000, ge=1, description="Largest POST /v1/ingest body, bytes.")
 
+    # Listening queries
+    queries_refresh_s: float = Field(5.0, gt=0, description="How often workers look for changed queries, s.")
+
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -140,6 +143,11 @@ class Settings(BaseSettings):
     @property
     def alerts_index(self) -> str:
         return f"{self.index_prefix}-alerts"
+
+    @property
+    def queries_index(self) -> str:
+        """Listening queries (``/v1/queries``), read by every worker."""
+        return f"{self.index_prefix}-queries"
 
     @property
     def webhooks_index(self) -> str:

@@ -115,3 +115,53 @@ def dead_letters(settings, ours, timeout_s: float = 30) -> list[dict]:
     finally:
         consumer.close()
     return found
+
+
+def test_seeded_and_new_listening_queries_tag_the_stream_and_changes_apply_without_restart(api, settings, worker):
+    listed = httpx.get(f"{api}/v1/queries", timeout=30).json()["queries"]
+    seeded = {q["id"]: q for q in listed if q["seeded"]}
+    assert {"united", "american"} <= set(seeded) and seeded["american"]["kind"] == "competitor"
+    assert "@united" in seeded["united"]["query"]
+
+    run = uuid.uuid4().hex[:8]
+    qid = f"lost-bags-{run}"
+    created = httpx.post(f"{api}/v1/queries", timeout=30, json={
+        "id": qid, "name": "Lost bags", "brand": "united", "query": f'(bag* OR luggage) AND "{run}" NOT lang:es'})
+    assert created.status_code == 201, created.text
+
+    def push(n: int, text: str) -> str:
+        mention = {"id": f"{run}-{n}", "source": "crm", "text": text, "lang": "en",
+                   "created_at": datetime.now(timezone.utc).isoformat()}
+        assert post(api, {"mentions": [mention]}).status_code == 202
+        return f"crm:{run}-{n}"
+
+    # The worker reloads queries every EARSHOT_QUERIES_REFRESH_S (5 s): wait for the new one.
+    deadline = time.monotonic() + 60
+    n, tagged = 0, None
+    while time.monotonic() < deadline and not tagged:
+        n += 1
+        mention_id = push(n, f"@united my luggage is gone {run}")
+        doc = wait_until(lambda: stored(settings, mention_id), "the pushed mention", worker)
+        tagged = qid in doc["queries"] and doc
+        assert "united" in doc["queries"]  # the seeded brand query tags it from the start
+        if not tagged:
+            time.sleep(2)
+    assert tagged, "the new query never tagged a mention"
+
+    changed = httpx.put(f"{api}/v1/queries/{qid}", timeout=30, json={
+        "name": "Lost bags", "brand": "united", "query": f'suitcase AND "{run}"', "version": 1})
+    assert changed.status_code == 200 and changed.json()["version"] == 2
+    time.sleep(settings.queries_refresh_s + 3)
+    later = push(1000, f"@united my luggage is gone {run}")
+    doc = wait_until(lambda: stored(settings, later), "the mention after the change", worker)
+    assert qid not in doc["queries"] and "united" in doc["queries"]
+
+    # The preview runs the compiled query on the index: the old wording's matches, not the new.
+    httpx.post(f"{ES}/{settings.mentions_alias}/_refresh", timeout=30)
+    preview = httpx.get(f"{api}/v1/queries/{qid}/preview", timeout=30).json()
+    assert preview["total"] == 0 and preview["es_query"]
+    old = httpx.put(f"{api}/v1/queries/{qid}", timeout=30, json={
+        "name": "Lost bags", "query": f'luggage AND "{run}"', "version": 2})
+    assert old.status_code == 200
+    preview = httpx.get(f"{api}/v1/queries/{qid}/preview", timeout=30).json()
+    assert preview["total"] == n + 1 and all(run in m["text"] for m in preview["mentions"])
