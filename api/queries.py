@@ -29,6 +29,7 @@ class MentionFilter:
     source: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    max_spam: float | None = None  # leave out mentions with spam.score >= this (None: keep all)
 
 
 def filter_clauses(f: MentionFilter) -> list[dict[str, Any]]:
@@ -41,6 +42,9 @@ def filter_clauses(f: MentionFilter) -> list[dict[str, Any]]:
         clauses.append({"term": {"lang": f.lang}})
     if f.source:
         clauses.append({"term": {"source": f.source}})
+    if f.max_spam is not None:
+        # must_not, not a range: mentions indexed before spam scoring (no score) stay in.
+        clauses.append({"bool": {"must_not": {"range": {"spam.score": {"gte": f.max_spam}}}}})
     clauses.extend(time_range("created_at", f.since, f.until))
     return clauses
 
@@ -144,7 +148,11 @@ def trend_body(f: MentionFilter, interval: str, since: datetime, until: datetime
                     "min_doc_count": 0,
                     "extended_bounds": {"min": since.isoformat(), "max": last},
                 },
-                "aggs": {"sentiment": {"terms": {"field": "sentiment.label", "size": 3}}},
+                "aggs": {
+                    "sentiment": {"terms": {"field": "sentiment.label", "size": 3}},
+                    # A copy-paste campaign is one voice with many echoes.
+                    "voices": {"filter": {"bool": {"must_not": {"exists": {"field": "duplicate_of"}}}}},
+                },
             }
         },
     }

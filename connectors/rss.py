@@ -246,6 +246,29 @@ def language(*candidates: Any) -> str | None:
     return None
 
 
+_EMAIL = r"[^\s@()<>]+@[^\s@()<>]+"
+_AUTHOR_FORMS = (
+    re.compile(rf"^{_EMAIL}\s*\((?P<name>[^()]+)\)$"),  # RSS 2.0 <author>: "jo@example.com (Jo Doe)"
+    re.compile(rf"^(?P<name>[^()<>]+?)\s*[(<]{_EMAIL}[)>]$"),  # feedparser's Atom form, "Jo Doe (jo@...)"
+)
+
+
+def author_name(entry: Any) -> str | None:
+    """The entry author's name (RSS ``author``/``dc:creator``, Atom ``author/name``), never an e-mail address.
+
+    Parsed from feedparser's ``author`` string: its ``author_detail`` splits addresses with long
+    top-level domains wrongly (``"press@acme.example (Jo)"`` -> name ``"ple (Jo"``).
+    """
+    value = " ".join((entry.get("author") or "").split())
+    for form in _AUTHOR_FORMS:
+        match = form.match(value)
+        if match:
+            return match["name"].strip()
+    if re.fullmatch(_EMAIL, value):
+        return None  # an address alone: personal data, and not a name
+    return value or (entry.get("author_detail") or {}).get("name") or None
+
+
 def normalise(entry: Any, feed: Any, feed_url: str, now: datetime,
               max_text_bytes: int = 64 * 1024) -> dict[str, Any] | None:
     """The Mention-shaped record of a feed entry, or None for an entry without any text."""
@@ -255,8 +278,7 @@ def normalise(entry: Any, feed: Any, feed_url: str, now: datetime,
         return None
     text, truncated = clip_utf8(text, max_text_bytes)
     feed_title = _detail_text(feed, "title") or None
-    detail = entry.get("author_detail") or {}
-    name = (detail.get("name") or entry.get("author") or feed_title or "").strip() or None
+    name = author_name(entry) or feed_title
     raw: dict[str, Any] = {
         "feed_url": feed_url,
         "feed_title": feed_title,
@@ -414,10 +436,10 @@ class RssSource:
             log.error("%s: HTTP %d from %s, not a feed; trying again later", self.name, response.status_code, url)
             return _Polled(url, [], None)
         parsed = parse_feed(response)
-        if parsed.get("bozo") and not parsed.entries and not parsed.feed:
-            # Not a feed at all (an HTML error page, say): keep the old validators, so the next
-            # poll fetches it in full again.
-            log.error("%s: %s is not a readable feed: %r", self.name, url, parsed.get("bozo_exception"))
+        if not parsed.get("version") and not parsed.entries:
+            # Not a feed at all (an HTML error page, say; feedparser names no format): keep the old
+            # validators, so the next poll fetches it in full again.
+            log.error("%s: %s is not a readable feed: %s", self.name, url, parsed.get("bozo_exception"))
             return _Polled(url, [], None)
         return self._fresh(url, parsed, state, response.headers)
 

@@ -28,10 +28,12 @@ from elasticsearch import ApiError
 
 from pipeline.brand_watch import brand_mentions
 from pipeline.deadletter import dead_letter, encode_dead_letter
+from pipeline.near_dup import NearDuplicateIndex
+from pipeline.noise import EchoCount, NoiseControl
 from pipeline.query_store import load_queries, seed_from_brands
 from pipeline.query_tagger import QueryTagger
 from pipeline.retry import retry_until_done
-from pipeline.schema import Deletion, Mention, Rejection, parse_mention
+from pipeline.schema import Deletion, EnrichedMention, Mention, Rejection, parse_mention
 from pipeline.settings import get_settings
 from pipeline.sink import MentionSink, RefusedDocument, ensure_mentions_layout, make_es_client
 from pipeline.streams import BrandMention, deliver, finishing, json_bytes, make_app
@@ -115,12 +117,23 @@ async def wait_for_layout(es, sink_settings) -> None:
 
 
 tagger = QueryTagger()
+noise = NoiseControl(NearDuplicateIndex(max_items=settings.near_dup_max_posts,
+                                        max_age_s=settings.near_dup_window_h * 3600))
 
 
 async def refresh_queries(es) -> None:
     """Load the stored listening queries (seeding them from brands.yaml on a first start)."""
     await seed_from_brands(es, settings, _now())
     tagger.update(await load_queries(es, settings))
+
+
+async def warm_near_duplicates(es) -> None:
+    """Remember the first posts indexed recently, so copies of them still link after a restart."""
+    since = _now() - timedelta(hours=settings.near_dup_window_h)
+    firsts = await MentionSink(es, settings).recent_firsts(since, settings.near_dup_max_posts)
+    for mention_id, fingerprint, created_at, echoes in reversed(firsts):  # oldest first: evicted first
+        noise.near_dups.remember(mention_id, int(fingerprint, 16), created_at.timestamp(), echoes)
+    log.info("near-duplicate index warmed with %d first posts", len(firsts))
 
 
 @app.timer(settings.queries_refresh_s)
@@ -146,6 +159,8 @@ async def validate_and_enrich(stream):
         # Tag consistently from the first mention: wait for the queries (ES may still be starting).
         await retry_until_done(lambda: refresh_queries(es), what="loading listening queries",
                                cap_s=settings.index_retry_max_s)
+        await retry_until_done(lambda: warm_near_duplicates(es), what="warming the near-duplicate index",
+                               cap_s=settings.index_retry_max_s)
     finally:
         await es.close()
     async for events in stream.take_events(settings.enrich_batch_size, within=settings.enrich_batch_window_s):
@@ -159,7 +174,7 @@ async def enrich_batch(enricher, events: list[Any]) -> None:
     valid, letters = split_valid(events, now)
     mentions = [m for m in valid if isinstance(m, Mention)]
     deletions = [d for d in valid if isinstance(d, Deletion)]
-    enriched = []
+    enriched: list[EnrichedMention] = []
     if mentions:
         # The forward pass is CPU-bound: run it off the event loop so heartbeats go on.
         loop = asyncio.get_running_loop()
@@ -171,9 +186,13 @@ async def enrich_batch(enricher, events: list[Any]) -> None:
         )
         for m in enriched:
             m.queries = tagger.tag(m)
-    # Deletions after the mentions: same key, so a deletion stays behind its post on its partition.
+    echo_counts = noise.mark(enriched, now)
+    # Control records after the mentions, keyed by the mention they change, so each stays behind
+    # that mention on its partition: echo counts (onto first posts), then deletions.
+    echo_records = [(c.id.encode("utf-8"), json_bytes({"op": "echoes", "id": c.id, "created_at": c.created_at.isoformat(),
+                                                       "echoes": c.echoes})) for c in echo_counts]
     await deliver(enriched_topic, [(m.id.encode("utf-8"), json_bytes(m.to_document())) for m in enriched]
-                  + [(d.id.encode("utf-8"), json_bytes(d.model_dump(mode="json"))) for d in deletions])
+                  + echo_records + [(d.id.encode("utf-8"), json_bytes(d.model_dump(mode="json"))) for d in deletions])
     if letters:
         await send_dead_letters(letters)
         log.info("dead-lettered %d records: %s", len(letters), letters[0][1]["reason"])
@@ -212,15 +231,17 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")  # NaN/Infinity would fail the whole bulk request
 
 
-def read_enriched(event: Any, now: datetime) -> tuple[dict[str, Any], datetime] | str | dict[str, Any]:
-    """An enriched record as (document, created_at), a deletion notice's mention id, or a dead
-    letter saying why it is unreadable."""
+def read_enriched(event: Any, now: datetime) -> tuple[dict[str, Any], datetime] | str | EchoCount | dict[str, Any]:
+    """An enriched record as (document, created_at), a deletion notice's mention id, a first
+    post's echo count, or a dead letter saying why it is unreadable."""
     try:
         document = json.loads(event.value, parse_constant=_refuse_constant)
         if not isinstance(document, dict) or not isinstance(document.get("id"), str):
             raise ValueError("not an object with a string 'id'")
         if document.get("op") == "delete":
             return document["id"]
+        if document.get("op") == "echoes":
+            return EchoCount(document["id"], datetime.fromisoformat(document["created_at"]), int(document["echoes"]))
         return document, datetime.fromisoformat(document["created_at"])
     except (ValueError, KeyError, TypeError) as exc:
         message = event.message
@@ -232,10 +253,13 @@ async def index_batch(sink, events: list[Any]) -> None:
     """One batch of enriched events into Elasticsearch; what ES refuses for good, to the DLQ."""
     now = _now()
     batch, letters, deleted = [], [], []
+    echoes: dict[str, EchoCount] = {}
     for event in events:
         read = read_enriched(event, now)
         if isinstance(read, tuple):
             batch.append(read)
+        elif isinstance(read, EchoCount):
+            echoes[read.id] = read  # the latest count wins
         elif isinstance(read, str):  # a deletion notice: drop it from this batch, then from the index
             batch = [(doc, at) for doc, at in batch if doc["id"] != read]
             deleted.append(read)
@@ -251,6 +275,8 @@ async def index_batch(sink, events: list[Any]) -> None:
                                             failed_at=now, mention_id=r.mention_id))
         for r in refused
     )
+    if echoes:
+        await sink.set_echoes([(c.id, c.created_at, c.echoes) for c in echoes.values() if c.id not in deleted])
     if deleted:
         removed = await sink.delete(deleted)
         log.info("deletion notices: %d ids, %d documents removed", len(deleted), removed)

@@ -83,6 +83,10 @@ MENTION_MAPPINGS: dict[str, Any] = {
         "brands": _KEYWORD,
         "competitors": _KEYWORD,
         "queries": _KEYWORD,
+        "simhash": _KEYWORD,
+        "duplicate_of": _KEYWORD,
+        "echoes": {"type": "integer"},
+        "spam": {"properties": {"score": {"type": "float"}, "signals": _KEYWORD}},
         "entities": {
             "properties": {
                 "handles": _KEYWORD,

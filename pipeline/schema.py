@@ -135,6 +135,13 @@ class PurposeScores(_Record):
     spam: float = Field(0.0, ge=0.0, le=1.0)
 
 
+class Spam(_Record):
+    """How spam- or bot-like a mention looks (``pipeline/spam.py``)."""
+
+    score: float = Field(..., ge=0.0, le=1.0, description="0..1; trends leave out >= EARSHOT_SPAM_THRESHOLD.")
+    signals: list[str] = Field(default_factory=list, description="Signals that fired, strongest first.")
+
+
 class Entities(_Record):
     """Sigil-bearing tokens, extracted here because ES's standard analyzer strips the sigils."""
 
@@ -165,6 +172,10 @@ class EnrichedMention(Mention):
     brands: list[str] = Field(default_factory=list, description="Ids of every tracked brand named.")
     competitors: list[str] = Field(default_factory=list, description="Subset of brands that are competitors.")
     queries: list[str] = Field(default_factory=list, description="Ids of the listening queries it matches.")
+    simhash: str | None = Field(None, description="64-bit SimHash of the normalised text, 16 hex digits.")
+    duplicate_of: str | None = Field(None, description="Id of the first post this one copies (retweet, paste).")
+    echoes: int = Field(0, ge=0, description="On a first post: how many near-copies followed it.")
+    spam: Spam | None = None
     entities: Entities = Field(default_factory=Entities)
     enriched_at: datetime | None = None
 

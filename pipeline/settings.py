@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     ingest_max_items: int = Field(1000, ge=1, description="Most mentions in one POST /v1/ingest.")
     ingest_max_bytes: int = Field(5_000_000, ge=1, description="Largest POST /v1/ingest body, bytes.")
 
+    # Noise control
+    near_dup_window_h: float = Field(48.0, gt=0, description="A copy links to a first post at most this old, h.")
+    near_dup_max_posts: int = Field(200_000, ge=1000, description="First posts a worker remembers for linking copies.")
+    spam_threshold: float = Field(0.7, ge=0, le=1, description="Trends leave out mentions with spam.score >= this.")
+
     # Listening queries
     queries_refresh_s: float = Field(5.0, gt=0, description="How often workers look for changed queries, s.")
 

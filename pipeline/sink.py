@@ -18,7 +18,7 @@ from elastic_transport import ConnectionError as ESConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, AsyncElasticsearch
 
-from pipeline.index import bulk_action, is_retryable, mentions_template
+from pipeline.index import bulk_action, is_retryable, mention_index_name, mentions_template
 from pipeline.retry import backoff_delay
 from pipeline.settings import Settings
 
@@ -104,6 +104,52 @@ class MentionSink:
             if pending:
                 await self._wait(attempt, f"{len(pending)} documents got a retryable status")
         return refused
+
+    async def set_echoes(self, counts: list[tuple[str, datetime, int]]) -> None:
+        """Write ``(first post id, its created_at, echo count)`` onto the first posts. A first post
+        the index does not hold (refused, or deleted) is skipped; counts are absolute values, so
+        writing one again after a crash is harmless."""
+        attempt = 0
+        pending = {mention_id: (created_at, echoes) for mention_id, created_at, echoes in counts}
+        while pending:
+            attempt += 1
+            operations: list[dict[str, Any]] = []
+            for mention_id, (created_at, echoes) in pending.items():
+                operations.append({"update": {"_index": mention_index_name(self.settings, created_at), "_id": mention_id}})
+                operations.append({"doc": {"echoes": echoes}})
+            try:
+                response = await self.es.bulk(operations=operations)
+            except (ESConnectionError, ConnectionTimeout) as exc:
+                await self._wait(attempt, f"Elasticsearch unreachable: {exc}")
+                continue
+            for item in response["items"]:
+                result = item["update"]
+                if not is_retryable(int(result.get("status", 500))):
+                    pending.pop(result["_id"], None)
+            if pending:
+                await self._wait(attempt, f"{len(pending)} echo counts got a retryable status")
+
+    async def recent_firsts(self, since: datetime, limit: int) -> list[tuple[str, str, datetime, int]]:
+        """``(id, simhash, created_at, echoes)`` of first posts since ``since``, newest first, for
+        warming a worker's near-duplicate index at start-up."""
+        found: list[tuple[str, str, datetime, int]] = []
+        search_after = None
+        query = {"bool": {"filter": [{"exists": {"field": "simhash"}}, {"range": {"created_at": {"gte": since.isoformat()}}}],
+                          "must_not": [{"exists": {"field": "duplicate_of"}}]}}
+        while len(found) < limit:
+            kwargs: dict[str, Any] = {"search_after": search_after} if search_after else {}
+            response = await self.es.search(index=self.settings.mentions_alias, query=query, size=min(5000, limit),
+                                            sort=[{"created_at": "desc"}, {"id": "asc"}], ignore_unavailable=True,
+                                            allow_no_indices=True, source_includes=["id", "simhash", "created_at", "echoes"],
+                                            **kwargs)
+            hits = response["hits"]["hits"]
+            if not hits:
+                break
+            for hit in hits:
+                doc = hit["_source"]
+                found.append((doc["id"], doc["simhash"], datetime.fromisoformat(doc["created_at"]), int(doc.get("echoes") or 0)))
+            search_after = hits[-1]["sort"]
+        return found[:limit]
 
     async def delete(self, mention_ids: list[str]) -> int:
         """Delete mentions by id from every monthly index (the minimal ES has no delete-by-query,

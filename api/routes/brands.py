@@ -19,6 +19,7 @@ router = APIRouter(tags=["brands"])
 class TrendBucket(BaseModel):
     start: datetime = Field(..., description="Bucket start (UTC); the bucket spans one interval.")
     total: int
+    voices: int = Field(..., description="Mentions that are not near-copies of an earlier one (echoes left out).")
     negative: int
     neutral: int
     positive: int
@@ -46,6 +47,7 @@ async def brand_trend(
     since: datetime | None = Query(None, alias="from", description="Default: 24 h before 'to'"),
     until: datetime | None = Query(None, alias="to", description="Default: now"),
     interval: str = Query("1h", description="Bucket width: <n>m, <n>h or <n>d"),
+    include_spam: bool = Query(False, description="Count mentions scored as spam (left out by default)."),
     es: AsyncElasticsearch = Depends(get_es),
     settings: Settings = Depends(get_app_settings),
 ) -> Trend:
@@ -53,10 +55,11 @@ async def brand_trend(
     since = _aware(since) if since else until - timedelta(hours=24)
     if until <= since:
         raise BadQuery("'from' must be before 'to'")
-    body = trend_body(MentionFilter(brand=brand, since=since, until=until), interval, since, until)
+    max_spam = None if include_spam else settings.spam_threshold
+    body = trend_body(MentionFilter(brand=brand, since=since, until=until, max_spam=max_spam), interval, since, until)
     response = await es.search(index=settings.mentions_alias, ignore_unavailable=True, allow_no_indices=True, **body)
     if "aggregations" not in response:  # nothing indexed yet: an all-zero trend, not an error
-        zero = [TrendBucket(start=t, total=0, negative=0, neutral=0, positive=0)
+        zero = [TrendBucket(start=t, total=0, voices=0, negative=0, neutral=0, positive=0)
                 for t in bucket_starts(since, until, interval)]
         return Trend(brand=brand, interval=interval, since=since, until=until, total=0, buckets=zero)
     buckets = []
@@ -66,6 +69,7 @@ async def brand_trend(
             TrendBucket(
                 start=datetime.fromtimestamp(bucket["key"] / 1000, tz=timezone.utc),
                 total=bucket["doc_count"],
+                voices=bucket["voices"]["doc_count"],
                 negative=by_label.get("negative", 0),
                 neutral=by_label.get("neutral", 0),
                 positive=by_label.get("positive", 0),

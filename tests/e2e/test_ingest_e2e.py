@@ -165,3 +165,36 @@ def test_seeded_and_new_listening_queries_tag_the_stream_and_changes_apply_witho
     assert old.status_code == 200
     preview = httpx.get(f"{api}/v1/queries/{qid}/preview", timeout=30).json()
     assert preview["total"] == n + 1 and all(run in m["text"] for m in preview["mentions"])
+
+
+def test_copies_link_to_the_first_post_which_counts_its_echoes_and_bots_score_as_spam(api, settings, worker):
+    run = uuid.uuid4().hex[:8]
+    now = datetime.now(timezone.utc).isoformat()
+    text = f"United cancelled flight {run} and left two hundred people stranded at the gate overnight"
+    posts = [{"id": f"{run}-first", "source": "crm", "text": text + " https://t.co/a1", "created_at": now,
+              "author": {"handle": "first", "followers": 800}}]
+    posts += [{"id": f"{run}-copy{i}", "source": "crm", "text": f"RT @first: {text} https://t.co/z{i}",
+               "created_at": now, "author": {"handle": f"fan{i}", "followers": 50}} for i in range(3)]
+    assert post(api, {"mentions": posts}).json()["accepted"] == 4
+    # One account posting link- and tag-stuffed texts at a machine's pace.
+    bot = [{"id": f"{run}-bot{i}", "source": "crm", "created_at": now, "author": {"handle": f"deals{run}", "followers": 0},
+            "text": f"Deal {i} {run} cheap flights http://spam.example/{i} http://spam.example/x{i} #travel #deals #cheap #win"}
+           for i in range(40)]
+    assert post(api, {"mentions": bot}).json()["accepted"] == 40
+
+    # All four were published at the same instant from different partitions: whichever the worker
+    # saw first is the first post, and the three others are its echoes.
+    ids = [f"crm:{p['id']}" for p in posts]
+
+    def linked():
+        docs = [stored(settings, i) for i in ids]
+        firsts = [d for d in docs if d and d["duplicate_of"] is None and d.get("echoes") == 3]
+        return all(docs) and len(firsts) == 1 and (firsts[0], docs)
+
+    first, docs = wait_until(linked, "one first post with three echoes", worker)
+    assert len(first["simhash"]) == 16 and first["spam"]["score"] < settings.spam_threshold
+    copies = [d for d in docs if d["id"] != first["id"]]
+    assert all(c["duplicate_of"] == first["id"] and "echo" in c["spam"]["signals"] for c in copies)
+    last_bot = wait_until(lambda: stored(settings, f"crm:{run}-bot39"), "the bot's last post", worker)
+    assert last_bot["spam"]["score"] >= settings.spam_threshold
+    assert {"burst", "links", "no_audience"} <= set(last_bot["spam"]["signals"])

@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from pipeline.schema import EnrichedMention, Sentiment
+from pipeline.schema import EnrichedMention, Sentiment, Spam
 from pipeline.sink import MentionSink, ensure_mentions_layout, make_es_client
 
 pytestmark = pytest.mark.services
@@ -25,7 +25,14 @@ def mention(i: int) -> EnrichedMention:
         created_at=T0 + timedelta(minutes=10 * i), ingested_at=T0 + timedelta(minutes=10 * i),
         sentiment=Sentiment(label=label, score=0.8, **probs), model_version="test@1",
         brands=["united"] if i % 4 else ["delta"], competitors=[] if i % 4 else ["delta"],
+        spam=Spam(score=0.95, signals=["burst"]) if i % 7 == 3 else (Spam(score=0.1) if i % 2 else None),
+        duplicate_of="api:001" if i % 6 == 5 else None,
     )
+
+
+def counted(m: EnrichedMention) -> bool:
+    """In trends by default: not scored as spam (>= 0.7)."""
+    return m.spam is None or m.spam.score < 0.7
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +102,25 @@ def test_trend_counts_by_sentiment_per_interval(client):
     assert r.status_code == 200
     body = r.json()
     assert len(body["buckets"]) == 10
-    united = [m for m in map(mention, range(60)) if "united" in m.brands]
+    united = [m for m in map(mention, range(60)) if "united" in m.brands and counted(m)]
     assert body["total"] == len(united)
     first_hour = [m for m in united if m.created_at < T0 + timedelta(hours=1)]
     b0 = body["buckets"][0]
     assert b0["total"] == len(first_hour)
     assert b0["negative"] == sum(m.sentiment.label == "negative" for m in first_hour)
     assert b0["negative"] + b0["neutral"] + b0["positive"] == b0["total"]
+    assert sum(b["voices"] for b in body["buckets"]) == sum(m.duplicate_of is None for m in united)
+
+
+def test_trend_leaves_spam_out_unless_asked_and_counts_echoes_once(client):
+    params = {"from": T0.isoformat(), "to": (T0 + timedelta(hours=10)).isoformat(), "interval": "1h"}
+    default = client.get("/v1/brands/united/trend", params=params).json()
+    everything = client.get("/v1/brands/united/trend", params={**params, "include_spam": "true"}).json()
+    united = [m for m in map(mention, range(60)) if "united" in m.brands]
+    spam = [m for m in united if not counted(m)]
+    assert spam and everything["total"] == len(united) and default["total"] == len(united) - len(spam)
+    echoes = sum(m.duplicate_of is not None for m in united)
+    assert echoes and sum(b["voices"] for b in everything["buckets"]) == len(united) - echoes
 
 
 @pytest.mark.parametrize(
