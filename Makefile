@@ -7,10 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up down status reset run worker spikes api replay test test-unit bench-pipeline bench-models models eval-models eval-spikes lock clean
+.PHONY: help venv up down status reset run worker spikes api replay test test-unit bench-pipeline bench-connectors bench-models models eval-models eval-spikes lock clean
 
 help:
-	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker spikes api replay test-unit bench-pipeline bench-models models eval-models eval-spikes lock"
+	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker spikes api replay test-unit bench-pipeline bench-connectors bench-models models eval-models eval-spikes lock"
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ test-unit: venv
 
 bench-pipeline: venv
 	$(BIN)/python -m bench.pipeline $(ARGS)
+
+bench-connectors: venv
+	$(BIN)/python -m bench.connectors $(ARGS)
 
 bench-models: venv
 	$(BIN)/python -m bench.models $(ARGS)

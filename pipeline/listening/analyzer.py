@@ -44,8 +44,14 @@ def fold_case(text: str) -> str:
 
 def analyze(text: str) -> list[str]:
     """The tokens of ``text``, in position order (position = list index)."""
-    return [
-        fold_case(_EDGE_PUNCT.sub("", segment))
-        for segment in _WORD_BOUNDARY.split(text)
-        if _ALNUM.search(segment) or _EMOJI.search(segment)
-    ]
+    tokens = []
+    # Case-folding first (once per text, not per token): lower-casing keeps each character's
+    # word-break class, so the boundaries are the same.
+    for segment in _WORD_BOUNDARY.split(fold_case(text)):
+        if not (_ALNUM.search(segment) or _EMOJI.search(segment)):
+            continue
+        # Most segments are plain words: skip the edge clean-up when both ends are alphanumeric.
+        if not (segment[0].isalnum() and segment[-1].isalnum()):
+            segment = _EDGE_PUNCT.sub("", segment)
+        tokens.append(segment)
+    return tokens

@@ -26,6 +26,7 @@ per token of the mention does the job an Aho-Corasick automaton would do on raw 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class MentionView:
     positions: Mapping[str, tuple[int, ...]]
     fields: Mapping[str, Any]
     entities: Mapping[str, frozenset[str]]
+    vocabulary: tuple[str, ...] = ()  # the distinct tokens, sorted: prefixes by binary search
 
     @classmethod
     def of(cls, mention: Any) -> MentionView:
@@ -73,7 +75,12 @@ class MentionView:
             fields[name] = value
         found = _get(mention, "entities")
         entities = {kind: frozenset(_get(found, attr) or ()) for kind, attr in _ENTITY_LISTS.items()}
-        return cls(tokens, {t: tuple(p) for t, p in positions.items()}, fields, entities)
+        return cls(tokens, {t: tuple(p) for t, p in positions.items()}, fields, entities, tuple(sorted(positions)))
+
+    def has_prefix(self, stem: str) -> bool:
+        """Whether any token starts with ``stem``."""
+        i = bisect_left(self.vocabulary, stem)
+        return i < len(self.vocabulary) and self.vocabulary[i].startswith(stem)
 
     def keys(self) -> Iterable[Key]:
         yield from (("token", t) for t in self.positions)
@@ -136,7 +143,7 @@ def compile_predicate(node: Node) -> Predicate:
         return lambda view: bool(finder(view))
     if isinstance(node, Prefix):
         stem = fold_case(node.stem)
-        return lambda view: any(t.startswith(stem) for t in view.positions)
+        return lambda view: view.has_prefix(stem)
     if isinstance(node, Field):
         return lambda view: view.fields[node.name] == node.value
     if isinstance(node, Entity):
