@@ -21,6 +21,7 @@ from api.alert_feed import AlertFeed
 from api.alert_publisher import AlertPublisher
 from api.cursor import BadCursor
 from api.kafka import LazyProducer
+from api.syntax import SyntaxProblem, syntax_response
 from api.queries import BadQuery
 from api.routes import alerts, brands, health, ingest, listening, mentions, webhooks
 from pipeline.alert_sink import AlertBusy, ensure_alerts_layout
@@ -80,9 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest.router, prefix="/v1")
     app.include_router(listening.router, prefix="/v1")
 
-    @app.exception_handler(listening.SyntaxProblem)
-    async def query_syntax(request: Request, exc: listening.SyntaxProblem) -> JSONResponse:
-        return listening.syntax_response(exc)
+    @app.exception_handler(SyntaxProblem)
+    async def query_syntax(request: Request, exc: SyntaxProblem) -> JSONResponse:
+        return syntax_response(exc)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -30,6 +30,8 @@ class MentionFilter:
     since: datetime | None = None
     until: datetime | None = None
     max_spam: float | None = None  # leave out mentions with spam.score >= this (None: keep all)
+    listening: dict[str, Any] | None = None  # a listening query compiled by pipeline.listening
+    tagged: str | None = None  # id of a stored listening query the stream tagged mentions with
 
 
 def filter_clauses(f: MentionFilter) -> list[dict[str, Any]]:
@@ -42,6 +44,8 @@ def filter_clauses(f: MentionFilter) -> list[dict[str, Any]]:
         clauses.append({"term": {"lang": f.lang}})
     if f.source:
         clauses.append({"term": {"source": f.source}})
+    if f.tagged:
+        clauses.append({"term": {"queries": f.tagged}})
     if f.max_spam is not None:
         # must_not, not a range: mentions indexed before spam scoring (no score) stay in.
         clauses.append({"bool": {"must_not": {"range": {"spam.score": {"gte": f.max_spam}}}}})
@@ -74,13 +78,15 @@ def search_body(f: MentionFilter, size: int, search_after: list[Any] | None) -> 
                 }
             }
         )
+    if f.listening:
+        must.append(f.listening)  # compiled from the parsed query: user text only as values
     body: dict[str, Any] = {
         "size": size,
         "query": {"bool": {"must": must or [{"match_all": {}}], "filter": filter_clauses(f)}},
         "sort": [{"created_at": {"order": "desc"}}, {"id": {"order": "desc"}}],
         "track_total_hits": True,
     }
-    if f.q:
+    if f.q or f.listening:
         body["highlight"] = {
             "fields": {"text": {"number_of_fragments": 0}},
             "pre_tags": ["<mark>"],

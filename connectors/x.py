@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import time
@@ -432,6 +433,7 @@ _DISCONNECT = object()  # a line saying X is about to close the stream
 class _StreamState:
     newest_id: str | None  # newest post id handed out (the checkpoint)
     since_time: str | None = None  # backfill start when no post was seen yet (first connection)
+    ended_why: str = ""  # why the last connection ended, for the log
 
     def checkpoint(self) -> dict[str, Any] | None:
         return {"newest_id": self.newest_id} if self.newest_id else None
@@ -564,51 +566,61 @@ class XSource:
 
     async def _stream(self, http: httpx.AsyncClient, polite: PoliteClient,
                       checkpoint: dict[str, Any] | None) -> AsyncIterator[Batch]:
+        """Sync the rules, then hold the stream open, re-opening it with X's back-off forever."""
         await sync_rules(polite, self.api_url, self.rules)
         state = _StreamState(newest_id=(checkpoint or {}).get("newest_id"))
         failures = _Failures()
-        opened = 0
-        timeout = httpx.Timeout(self.request_timeout_s, read=self.stall_timeout_s)
-        while True:
-            if opened:
+        timeout = httpx.Timeout(self.request_timeout_s, read=self.stall_timeout_s)  # read: stall detection
+        for attempt in itertools.count():
+            if attempt:
                 self.counters.reconnects += 1
-            opened += 1
+            self.counters.requests += 1
             try:
                 async with http.stream("GET", f"{self.api_url}{STREAM_PATH}", params=FIELDS,
                                        timeout=timeout) as response:
                     if response.status_code != 200:
                         delay, why = await self._refused(response, failures)
                     else:
-                        failures.http = failures.rate = 0
-                        # Connected first, backfilled second: posts of the gap come from search,
-                        # posts from now on wait in the stream; the overlap is dropped by id.
-                        for batch in await self._backfill(polite, state):
-                            yield batch
-                        if state.since_time is None:
-                            # Lets a reconnect backfill even if no post has arrived yet.
-                            state.since_time = _search_time(datetime.now(timezone.utc) - timedelta(seconds=5))
-                        reader = _LineReader(response)
-                        try:
-                            while True:
-                                items, ended, why = await self._collect(reader, state, failures)
-                                if items:
-                                    yield Batch(items=items, checkpoint=state.checkpoint())
-                                if ended:
-                                    break
-                        finally:
-                            await reader.close()
-                        if reader.error is not None:
-                            raise reader.error  # a TransportError (drop, stall) is handled below
-                        failures.network += 1
-                        delay = self.stream_backoff.network(failures.network)
+                        async with contextlib.aclosing(self._connected(polite, response, state, failures)) as got:
+                            async for batch in got:
+                                yield batch
+                        failures.network += 1  # closed by X: reconnect soon, as after a drop
+                        delay, why = self.stream_backoff.network(failures.network), state.ended_why
             except httpx.TransportError as exc:
                 failures.network += 1
                 delay = self.stream_backoff.network(failures.network)
-                why = f"stream stalled for {self.stall_timeout_s:g} s" if isinstance(exc, httpx.ReadTimeout) \
+                why = f"no data for {self.stall_timeout_s:g} s" if isinstance(exc, httpx.ReadTimeout) \
                     else f"stream failed: {exc!r}"
             log.warning("X stream closed (%s); reconnecting in %.2f s", why, delay)
             if delay > 0:
                 await self.sleep(delay)
+
+    async def _connected(self, polite: PoliteClient, response: httpx.Response, state: _StreamState,
+                         failures: _Failures) -> AsyncIterator[Batch]:
+        """Batches of one open connection: the gap before it (recent search), then its lines.
+
+        Ends when X closes the stream or says it will; raises the ``httpx.TransportError`` of a
+        dropped or stalled connection.
+        """
+        failures.http = failures.rate = 0
+        # Connected first, backfilled second: posts of the gap come from search while newer
+        # ones wait in the stream; the overlap is dropped by id.
+        for batch in await self._backfill(polite, state):
+            yield batch
+        if state.since_time is None:  # lets a reconnect backfill even if no post arrived yet
+            state.since_time = _search_time(datetime.now(timezone.utc) - timedelta(seconds=5))
+        reader = _LineReader(response)
+        try:
+            while True:
+                items, ended, state.ended_why = await self._collect(reader, state, failures)
+                if items:
+                    yield Batch(items=items, checkpoint=state.checkpoint())
+                if ended:
+                    break
+        finally:
+            await reader.close()
+        if reader.error is not None:
+            raise reader.error
 
     async def _refused(self, response: httpx.Response, failures: _Failures) -> tuple[float, str]:
         """The wait before retrying a refused stream connection, or ``SourceError`` if retrying is futile."""
@@ -773,4 +785,5 @@ def build(args: argparse.Namespace, settings: Any) -> XSource:
     return XSource(token, rules=rules, searches=args.search or [], api_url=args.api_url, name=args.name,
                    interval_s=args.interval or settings.connector_poll_s,
                    backoff_base_s=settings.connector_backoff_base_s,
-                   backoff_cap_s=settings.connector_backoff_cap_s, stall_timeout_s=args.stall_timeout)
+                   backoff_cap_s=settings.connector_backoff_cap_s,
+                   stall_timeout_s=getattr(args, "stall_timeout", 30.0))

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 
 from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import get_app_settings, get_es, require_admin
+from api.syntax import SyntaxProblem
 from pipeline.listening.catalog import QUERY_ID, ListeningQuery, QueryKind
 from pipeline.listening.compile_es import to_es_query
 from pipeline.listening.parser import MAX_QUERY_CHARS, QuerySyntaxError, parse
@@ -63,17 +63,6 @@ def _checked(text: str) -> None:
         parse(text)
     except QuerySyntaxError as exc:
         raise SyntaxProblem(exc) from None
-
-
-class SyntaxProblem(Exception):
-    def __init__(self, exc: QuerySyntaxError):
-        self.exc = exc
-
-
-def syntax_response(problem: SyntaxProblem) -> JSONResponse:
-    exc = problem.exc
-    return JSONResponse(status_code=422, content={
-        "error": f"query syntax error {exc}", "position": exc.position, "expected": exc.expected, "got": exc.got})
 
 
 async def _get(es: AsyncElasticsearch, settings: Settings, query_id: str) -> tuple[ListeningQuery, dict]:

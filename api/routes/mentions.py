@@ -12,6 +12,9 @@ from pydantic import BaseModel, Field
 from api.cursor import decode_cursor, encode_cursor
 from api.deps import get_app_settings, get_es
 from api.queries import BadQuery, MentionFilter, search_body
+from api.syntax import SyntaxProblem
+from pipeline.listening.compile_es import to_es_query
+from pipeline.listening.parser import MAX_QUERY_CHARS, QuerySyntaxError
 from pipeline.schema import EnrichedMention
 from pipeline.settings import Settings
 
@@ -35,10 +38,14 @@ class SearchPage(BaseModel):
     response_model=SearchPage,
     summary="Search mentions",
     description="Free text (simple query syntax: `\"exact phrase\"`, `-exclude`, `a | b`, `prefix*`) "
+    "and/or a listening query (`query`: AND/OR/NOT, NEAR/n, @handle, #tag, $CASH, lang:, source:, author:), "
     "combined with filters. Newest first; follow `next_cursor` for more.",
 )
 async def search_mentions(
     q: str | None = Query(None, max_length=500, description="Free text; e.g. `delayed -weather`"),
+    query: str | None = Query(None, max_length=MAX_QUERY_CHARS,
+                              description='Listening query; e.g. `@united AND (bag* NEAR/3 lost) NOT lang:es`'),
+    tagged: str | None = Query(None, pattern=BRAND_ID, description="Only mentions the stream tagged with this stored query id"),
     brand: str | None = Query(None, pattern=BRAND_ID, description="Brand id from brands.yaml"),
     sentiment: Literal["negative", "neutral", "positive"] | None = None,
     lang: str | None = Query(None, pattern=r"^[a-z]{2,3}$", description="ISO 639 code, e.g. en"),
@@ -52,7 +59,12 @@ async def search_mentions(
 ) -> SearchPage:
     if since and until and until <= since:
         raise BadQuery("'from' must be before 'to'")
-    filters = MentionFilter(q=q, brand=brand, sentiment=sentiment, lang=lang, source=source, since=since, until=until)
+    try:
+        listening = to_es_query(query) if query else None
+    except QuerySyntaxError as exc:
+        raise SyntaxProblem(exc) from None
+    filters = MentionFilter(q=q, brand=brand, sentiment=sentiment, lang=lang, source=source, since=since, until=until,
+                            listening=listening, tagged=tagged)
     body = search_body(filters, size, decode_cursor(cursor) if cursor else None)
     # Before the first mention is indexed the alias does not exist: that is an empty result.
     response = await es.search(index=settings.mentions_alias, ignore_unavailable=True, allow_no_indices=True, **body)

@@ -27,6 +27,7 @@ def mention(i: int) -> EnrichedMention:
         brands=["united"] if i % 4 else ["delta"], competitors=[] if i % 4 else ["delta"],
         spam=Spam(score=0.95, signals=["burst"]) if i % 7 == 3 else (Spam(score=0.1) if i % 2 else None),
         duplicate_of="api:001" if i % 6 == 5 else None,
+        queries=["delays"] if i % 2 else [],
     )
 
 
@@ -67,6 +68,23 @@ def test_free_text_search_with_filters_and_escaped_highlights(client):
     for hit in body["hits"]:
         assert "<mark>great</mark>" in hit["highlight"]
         assert "<script>" not in hit["highlight"] and "&lt;script&gt;" in hit["highlight"]
+
+
+def test_search_takes_the_listening_language_and_stored_query_tags(client):
+    all_mentions = list(map(mention, range(60)))
+    r = client.get("/v1/mentions/search", params={"query": '"great crew" NOT lang:fr', "source": "apitest", "size": 100})
+    assert r.status_code == 200
+    expected = {m.id for m in all_mentions if "great crew" in m.text and m.lang != "fr"}
+    assert {h["id"] for h in r.json()["hits"]} == expected
+    assert all("<mark>" in h["highlight"] for h in r.json()["hits"])
+    r = client.get("/v1/mentions/search", params={"query": "flight NEAR/1 delayed", "source": "apitest", "size": 100})
+    assert r.json()["total"] == 0  # "flight 7 was delayed": two tokens apart
+    r = client.get("/v1/mentions/search", params={"query": "flight NEAR/2 delayed", "source": "apitest", "size": 100})
+    assert r.json()["total"] == sum(1 for m in all_mentions if "delayed" in m.text)
+    r = client.get("/v1/mentions/search", params={"tagged": "delays", "source": "apitest", "size": 100})
+    assert {h["id"] for h in r.json()["hits"]} == {m.id for m in all_mentions if m.queries}
+    bad = client.get("/v1/mentions/search", params={"query": "flight AND ("})
+    assert bad.status_code == 422 and bad.json()["position"] == 12
 
 
 def test_brand_and_sentiment_filters(client):
