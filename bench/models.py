@@ -26,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from bench.results import write_results
 from models.bundle import WEIGHTS_DIR, Bundle

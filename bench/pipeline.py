@@ -17,7 +17,6 @@ Run it with nothing else busy on the machine (no training, no other benchmark).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics

@@ -18,7 +18,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 import importlib.util
 from pathlib import Path
 from typing import Any

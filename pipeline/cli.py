@@ -232,10 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         platform = platforms.add_parser(name, help=about)
         platform.add_argument("--max-batches", type=int, default=None, help="stop after N batches (default: run until SIGTERM)")
         platform.add_argument("--loglevel", default="info")
-        try:
-            platform_module(name).add_arguments(platform)
-        except ModuleNotFoundError:
-            continue
+        platform_module(name).add_arguments(platform)
         platform.set_defaults(func=cmd_connect)
 
     setup = sub.add_parser("setup", help="create Kafka topics and the Elasticsearch index template")
