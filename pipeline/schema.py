@@ -221,8 +221,9 @@ class Rejection:
 def _first_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:3]:
-        where = ".".join(str(p) for p in err["loc"]) or "record"
-        parts.append(f"{where}: {err['msg']}")
+        # Field names come from the sender: cap them, or a hostile key would fill the reason.
+        where = ".".join(str(p)[:64] for p in err["loc"])[:200] or "record"
+        parts.append(f"{where}: {err['msg'][:200]}")
     return "; ".join(parts)
 
 
