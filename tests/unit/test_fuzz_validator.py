@@ -12,8 +12,8 @@ from pipeline.schema import Deletion, Mention, Rejection, parse_mention
 NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
 HOSTILE = st.sampled_from([
     "<script>alert(1)</script>", '{"query": {"match_all": {}}}', "../../etc/passwd", "\x00\x01\xff",
-    "'; DROP TABLE mentions; --", "${jndi:ldap://x}", "\ud800", "a" * 70_000, "op", "delete",
-])
+    "'; DROP TABLE mentions; --", "${jndi:ldap://x}", "\ud800", "op", "delete",
+]) | st.builds(lambda: "a" * 70_000)  # over the 64 KiB text limit (built lazily: a short repr)
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | HOSTILE,
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10) | HOSTILE, children, max_size=5),
