@@ -65,6 +65,7 @@ import httpx
 from pydantic import SecretStr
 
 from connectors.base import Batch, Outgoing
+from connectors.common import parse_utc
 from connectors.polite import Counters, PoliteClient, SourceError, reset_delay_s
 from pipeline.retry import backoff_delay
 
@@ -111,18 +112,6 @@ def split_uri(uri: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An atproto datetime (``2024-09-09T19:46:02.102Z``) as aware UTC, or None if unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc)
-
 
 def from_time_us(time_us: int) -> datetime:
     """Jetstream's ``time_us`` (unix microseconds) as aware UTC."""
@@ -135,7 +124,7 @@ def _created_at(claimed: Any, observed: datetime | None) -> tuple[str | None, bo
     The claim is kept unless it is unreadable or later than when the network saw the post
     (plus ``FUTURE_SKEW``): a client clock in the future would otherwise be dead-lettered.
     """
-    when = parse_time(claimed)
+    when = parse_utc(claimed)
     if when is None or (observed is not None and when > observed + FUTURE_SKEW):
         return (observed.isoformat() if observed else None), True
     return when.isoformat(), False
@@ -232,7 +221,7 @@ def search_record(post: Mapping[str, Any], query: str | None = None) -> dict[str
     handle = author.get("handle")
     if not handle or handle == "handle.invalid":  # the AppView's word for a handle that no longer resolves
         handle = did
-    indexed_at = parse_time(post.get("indexedAt"))
+    indexed_at = parse_utc(post.get("indexedAt"))
     created_at, replaced = _created_at(record.get("createdAt"), indexed_at)
     raw: dict[str, Any] = {
         "did": did,
@@ -717,7 +706,7 @@ class QueryState:
 
     @classmethod
     def from_json(cls, data: Any) -> "QueryState | None":
-        if not isinstance(data, dict) or parse_time(data.get("newest")) is None:
+        if not isinstance(data, dict) or parse_utc(data.get("newest")) is None:
             return None
         recent = data.get("recent") if isinstance(data.get("recent"), dict) else {}
         return cls(newest=str(data["newest"]),
@@ -727,13 +716,13 @@ class QueryState:
         return {"newest": self.newest, "recent": dict(self.recent)}
 
     def floor(self, overlap: timedelta) -> datetime | None:
-        newest = parse_time(self.newest)
+        newest = parse_utc(self.newest)
         return newest - overlap if newest is not None else None
 
     def covers(self, post: Mapping[str, Any], overlap: timedelta) -> tuple[bool, bool]:
         """(already published or too old, older than the overlap window: stop paging)."""
         floor = self.floor(overlap)
-        indexed = parse_time(post.get("indexedAt"))
+        indexed = parse_utc(post.get("indexedAt"))
         if floor is not None and indexed is not None and indexed < floor:
             return True, True
         return str(post.get("uri")) in self.recent, False
@@ -745,18 +734,18 @@ class QueryState:
         for post in published:
             indexed = str(post.get("indexedAt") or "")
             recent[str(post["uri"])] = indexed
-            if parse_time(indexed) is not None and (newest is None or parse_time(indexed) > parse_time(newest)):
+            if parse_utc(indexed) is not None and (newest is None or parse_utc(indexed) > parse_utc(newest)):
                 newest = indexed
         floor = QueryState(newest=newest).floor(overlap)
         if floor is not None:
-            recent = {u: t for u, t in recent.items() if (parse_time(t) or floor) >= floor}
+            recent = {u: t for u, t in recent.items() if (parse_utc(t) or floor) >= floor}
         while len(recent) > keep_at_most:
             del recent[next(iter(recent))]
         return QueryState(newest=newest, recent=recent)
 
 
 def _indexed_key(post: Mapping[str, Any]) -> tuple[datetime, str]:
-    return (parse_time(post.get("indexedAt")) or datetime.min.replace(tzinfo=timezone.utc), str(post.get("uri")))
+    return (parse_utc(post.get("indexedAt")) or datetime.min.replace(tzinfo=timezone.utc), str(post.get("uri")))
 
 
 class SearchSource:

@@ -46,7 +46,6 @@ import itertools
 import json
 import logging
 import re
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -57,6 +56,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 
 from connectors.base import Batch, Outgoing
+from connectors.common import RecentIds, utc_iso
 from connectors.polite import Counters, PoliteClient, SourceError
 from connectors.sse import SSEParser
 from pipeline.retry import backoff_delay
@@ -141,23 +141,7 @@ def newer(a: str | None, b: str | None) -> str | None:
     return a if id_key(a) >= id_key(b) else b
 
 
-class RecentIds:
-    """The last ``size`` keys handed out: drops statuses seen twice (backfill and stream, two tags)."""
 
-    def __init__(self, size: int = 50_000):
-        self._order: deque[str] = deque()
-        self._keys: set[str] = set()
-        self._size = size
-
-    def add(self, key: str) -> bool:
-        """True if ``key`` is new (and remember it)."""
-        if key in self._keys:
-            return False
-        self._keys.add(key)
-        self._order.append(key)
-        if len(self._order) > self._size:
-            self._keys.discard(self._order.popleft())
-        return True
 
 
 # --- Normalisation ----------------------------------------------------------------------------
@@ -217,17 +201,7 @@ def _followers(value: Any) -> int | None:
     return number if number >= 0 else None
 
 
-def _utc_iso(value: Any) -> str | None:
-    """Mastodon's ``2019-12-08T03:48:33.901Z`` as an ISO UTC string, or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).isoformat()
+
 
 
 def mention_id(host: str, status_id: Any) -> str:
@@ -310,7 +284,7 @@ def status_record(status: dict[str, Any], host: str, *, timeline: str | None = N
         "in_reply_to": mention_id(host, reply_to) if reply_to else None,
         "raw": raw,
     }
-    created_at = _utc_iso(post.get("created_at"))
+    created_at = utc_iso(post.get("created_at"))
     if created_at is not None:  # absent: the runner stamps the publication time instead
         record["created_at"] = created_at
     return record

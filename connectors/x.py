@@ -41,7 +41,6 @@ import itertools
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -50,6 +49,7 @@ from typing import Any
 import httpx
 
 from connectors.base import Batch, Outgoing
+from connectors.common import RecentIds, utc_iso
 from connectors.polite import Counters, PoliteClient, SourceError, reset_delay_s
 from pipeline.webhooks import retry_after_s
 
@@ -89,17 +89,7 @@ def users_by_id(includes: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]
     return {str(u["id"]): u for u in users if isinstance(u, dict) and "id" in u}
 
 
-def _utc_iso(value: Any) -> str | None:
-    """X's ``2024-05-01T12:00:00.000Z`` as an ISO UTC string, or None if absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).isoformat()
+
 
 
 def _tags(entities: Mapping[str, Any], kind: str, key: str) -> list[str]:
@@ -156,7 +146,7 @@ def tweet_record(tweet: Mapping[str, Any], users: Mapping[str, Mapping[str, Any]
             "via": via,
         },
     }
-    created_at = _utc_iso(tweet.get("created_at"))
+    created_at = utc_iso(tweet.get("created_at"))
     if created_at is not None:  # absent: the runner stamps the publication time instead
         record["created_at"] = created_at
     return record
@@ -380,23 +370,7 @@ class _Failures:
     rate: int = 0
 
 
-class _SeenIds:
-    """The last ``size`` post ids handled: drops the overlap of backfill and stream, and of queries."""
 
-    def __init__(self, size: int = 50_000):
-        self._order: deque[str] = deque()
-        self._ids: set[str] = set()
-        self._size = size
-
-    def add(self, post_id: str) -> bool:
-        """True if ``post_id`` is new (and remember it)."""
-        if post_id in self._ids:
-            return False
-        self._ids.add(post_id)
-        self._order.append(post_id)
-        if len(self._order) > self._size:
-            self._ids.discard(self._order.popleft())
-        return True
 
 
 class _LineReader:
@@ -480,7 +454,7 @@ class XSource:
         self.max_polls = max_polls
         self.request_timeout_s = request_timeout_s
         self.counters = Counters()
-        self._seen = _SeenIds()
+        self._seen = RecentIds()
 
     def __repr__(self) -> str:
         return f"XSource(name={self.name!r}, api_url={self.api_url!r}, rules={len(self.rules)}, " \
