@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -81,16 +82,9 @@ class MentionSink:
             for action in pending.values():
                 operations.append({"index": {"_index": action["_index"], "_id": action["_id"]}})
                 operations.append(action["_source"])
-            try:
-                response = await self.es.bulk(operations=operations)
-            except (ESConnectionError, ConnectionTimeout) as exc:
-                await self._wait(attempt, f"Elasticsearch unreachable: {exc}")
+            response = await self._attempt(attempt, lambda: self.es.bulk(operations=operations), "bulk")
+            if response is None:
                 continue
-            except ApiError as exc:
-                if is_retryable(exc.meta.status):
-                    await self._wait(attempt, f"bulk refused with {exc.meta.status}")
-                    continue
-                raise
             for item in response["items"]:
                 result = item["index"]
                 status = int(result.get("status", 500))
@@ -117,10 +111,8 @@ class MentionSink:
             for mention_id, (created_at, echoes) in pending.items():
                 operations.append({"update": {"_index": mention_index_name(self.settings, created_at), "_id": mention_id}})
                 operations.append({"doc": {"echoes": echoes}})
-            try:
-                response = await self.es.bulk(operations=operations)
-            except (ESConnectionError, ConnectionTimeout) as exc:
-                await self._wait(attempt, f"Elasticsearch unreachable: {exc}")
+            response = await self._attempt(attempt, lambda: self.es.bulk(operations=operations), "echo counts")
+            if response is None:
                 continue
             for item in response["items"]:
                 result = item["update"]
@@ -157,30 +149,37 @@ class MentionSink:
         documents were found and deleted; absent ids are not an error (already gone)."""
         if not mention_ids:
             return 0
+        async def delete_everywhere() -> dict[str, Any]:
+            indices = await self.es.indices.get(index=self.settings.mentions_index_pattern,
+                                                allow_no_indices=True, ignore_unavailable=True)
+            operations = [{"delete": {"_index": index, "_id": mention_id}}
+                          for index in sorted(indices) for mention_id in mention_ids]
+            return await self.es.bulk(operations=operations) if operations else {"items": []}
+
         attempt = 0
         while True:
             attempt += 1
-            try:
-                indices = await self.es.indices.get(index=self.settings.mentions_index_pattern,
-                                                    allow_no_indices=True, ignore_unavailable=True)
-                operations = [{"delete": {"_index": index, "_id": mention_id}}
-                              for index in sorted(indices) for mention_id in mention_ids]
-                if not operations:
-                    return 0
-                response = await self.es.bulk(operations=operations)
-            except (ESConnectionError, ConnectionTimeout) as exc:
-                await self._wait(attempt, f"Elasticsearch unreachable: {exc}")
+            response = await self._attempt(attempt, delete_everywhere, "bulk delete")
+            if response is None:
                 continue
-            except ApiError as exc:
-                if is_retryable(exc.meta.status):
-                    await self._wait(attempt, f"bulk delete refused with {exc.meta.status}")
-                    continue
-                raise
             statuses = [int(item["delete"].get("status", 500)) for item in response["items"]]
             if any(is_retryable(status) for status in statuses):
                 await self._wait(attempt, "some deletions got a retryable status")
                 continue  # deleting again is harmless
             return sum(1 for status in statuses if status < 300)
+
+    async def _attempt(self, attempt: int, request: Callable[[], Awaitable[Any]], what: str) -> Any | None:
+        """``await request()``, or None after waiting out a transient failure (Elasticsearch
+        unreachable, or a retryable status for the whole request); other errors raise."""
+        try:
+            return await request()
+        except (ESConnectionError, ConnectionTimeout) as exc:
+            await self._wait(attempt, f"Elasticsearch unreachable: {exc}")
+        except ApiError as exc:
+            if not is_retryable(exc.meta.status):
+                raise
+            await self._wait(attempt, f"{what} refused with {exc.meta.status}")
+        return None
 
     async def _wait(self, attempt: int, why: str) -> None:
         self.retries += 1
