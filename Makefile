@@ -7,10 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up down status reset run worker spikes api replay test test-unit bench-pipeline bench-connectors bench-models models eval-models eval-spikes lock clean
+.PHONY: help venv up down status reset run worker spikes api replay test test-unit bench-pipeline bench-connectors bench-faults bench-models models eval-models eval-spikes lock clean
 
 help:
-	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker spikes api replay test-unit bench-pipeline bench-connectors bench-models models eval-models eval-spikes lock"
+	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker spikes api replay test-unit bench-pipeline bench-connectors bench-faults bench-models models eval-models eval-spikes lock"
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ bench-pipeline: venv
 
 bench-connectors: venv
 	$(BIN)/python -m bench.connectors $(ARGS)
+
+# Fault drills (crash, ES outage, Kafka restart, poison input) on a private Kafka + ES pair
+# -> bench/results/faults.json. About 10 minutes; the development services are left alone.
+bench-faults: venv
+	$(BIN)/python -m bench.faults $(ARGS)
 
 bench-models: venv
 	$(BIN)/python -m bench.models $(ARGS)

@@ -19,11 +19,19 @@ from starlette.exceptions import HTTPException
 
 from api.alert_feed import AlertFeed
 from api.alert_publisher import AlertPublisher
+from api.access import hash_secret
+from api.audit import AuditLog, AuditMiddleware
+from api.auth import document_scopes
 from api.cursor import BadCursor
 from api.kafka import LazyProducer
+from api.metrics import instrument
+from api.keystore import KeyStore
+from api.ratelimit import RateLimiter
+from api.security import BodyLimitMiddleware, SecurityHeadersMiddleware, install_cors
 from api.syntax import SyntaxProblem, syntax_response
 from api.queries import BadQuery
-from api.routes import alerts, brands, health, ingest, listening, mentions, webhooks
+from api.routes import audit as audit_routes
+from api.routes import alerts, brands, erasure, health, ingest, listening, mentions, webhooks
 from pipeline.alert_sink import AlertBusy, ensure_alerts_layout
 from pipeline.settings import Settings, get_settings
 from pipeline.sink import make_es_client
@@ -54,6 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.es = make_es_client(settings)
         app.state.alerts_layout_ready = await _install_alerts_layout(app.state.es, settings)
+        app.state.keys = KeyStore(app.state.es, settings)
+        app.state.rate_limiter = RateLimiter()
+        bootstrap = settings.bootstrap_admin_key
+        app.state.bootstrap_key_sha256 = hash_secret(bootstrap.get_secret_value().strip()) if bootstrap else None
+        app.state.audit = AuditLog(app.state.es, settings)
+        audit_task = asyncio.create_task(app.state.audit.run(), name="audit-log")
         app.state.producer = LazyProducer(settings)  # starts on the first publish, not here
         app.state.alert_publisher = AlertPublisher(app.state.producer)
         app.state.alert_feed = AlertFeed(settings)
@@ -65,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with suppress(asyncio.CancelledError):
                 await feed_task
             await app.state.producer.close()
+            await app.state.audit.close(audit_task)
             await app.state.es.close()
 
     app = FastAPI(
@@ -80,6 +95,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router, prefix="/v1")
     app.include_router(ingest.router, prefix="/v1")
     app.include_router(listening.router, prefix="/v1")
+    app.include_router(erasure.router, prefix="/v1")
+    app.include_router(audit_routes.router, prefix="/v1")
+    # Outermost last: security headers on every answer (CORS and audit ones too), then CORS, the audit,
+    # and the body limit (a 413 is audited).
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
+    app.add_middleware(AuditMiddleware)
+    install_cors(app, settings)
+    app.add_middleware(SecurityHeadersMiddleware)
+
+    document_scopes(app)  # after every router: each route's OpenAPI entry names the scope it needs
 
     @app.exception_handler(SyntaxProblem)
     async def query_syntax(request: Request, exc: SyntaxProblem) -> JSONResponse:
@@ -126,4 +151,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.exception("unhandled error on %s", request.url.path)
         return _error(500, "internal error")  # never a stack trace to the client
 
+    instrument(app)  # last: its middleware is the outermost, so it counts every answer (401s, 413s too)
     return app

@@ -24,6 +24,7 @@ from connectors.base import Batch, LiveSource, Outgoing
 from connectors.checkpoint import CheckpointStore
 from connectors.polite import Counters
 from pipeline.deadletter import dead_letter, encode_dead_letter
+from pipeline.retry import backoff_delay
 from pipeline.schema import deletion_record
 from pipeline.settings import Settings
 
@@ -95,6 +96,35 @@ class KafkaPublisher:
             await asyncio.gather(*futures)  # raises if Kafka refused any: then nothing is checkpointed
 
 
+async def publish_until_acknowledged(publisher: KafkaPublisher, items: list[Outgoing], counters: Counters,
+                                     stop: asyncio.Event, settings: Settings) -> bool:
+    """Publish one batch, retrying with capped exponential backoff while Kafka refuses or cannot
+    be reached (a broker restart outlasting the client's own 30 s of retries); False if ``stop``
+    was set first. Re-sending a batch is safe: mention ids are keys and the index is by id."""
+    from aiokafka.errors import KafkaError
+
+    attempt = 0
+    while True:
+        attempt_counts = Counters()  # so a retried batch is counted once
+        try:
+            await publisher.publish(items, attempt_counts)
+        except (KafkaError, asyncio.TimeoutError) as exc:
+            attempt += 1
+            counters.errors += 1
+            counters.retries += 1
+            delay = backoff_delay(attempt, base_s=settings.connector_backoff_base_s, cap_s=settings.connector_backoff_cap_s)
+            log.warning("Kafka did not acknowledge a batch of %d (%r); retrying in %.1f s", len(items), exc, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+                return False
+            except asyncio.TimeoutError:
+                continue
+        counters.published += attempt_counts.published
+        counters.deleted += attempt_counts.deleted
+        counters.dead_lettered += attempt_counts.dead_lettered
+        return True
+
+
 @dataclass
 class RunReport:
     batches: int
@@ -129,8 +159,8 @@ async def run_live(source: LiveSource, settings: Settings, *, stop: asyncio.Even
                 batch: Batch = fetch.result()
             except StopAsyncIteration:
                 break
-            if batch.items:
-                await publisher.publish(batch.items, counters)
+            if batch.items and not await publish_until_acknowledged(publisher, batch.items, counters, stop, settings):
+                break  # told to stop while Kafka was away: the checkpoint stays before this batch
             if batch.checkpoint is not None:
                 store.save(source.name, batch.checkpoint)
             counters.batches += 1

@@ -185,7 +185,7 @@ def newest(a: str | None, b: str | None) -> str | None:
 def _unparsed(line: str | bytes, native_id: str | None = None) -> Outgoing:
     """Input we could not read: published as-is so the pipeline dead-letters it with a reason."""
     data = line.encode("utf-8") if isinstance(line, str) else line
-    key = f"{SOURCE}:{native_id}" if native_id else f"{SOURCE}:unparsed:{hashlib.sha1(data).hexdigest()[:16]}"
+    key = f"{SOURCE}:{native_id}" if native_id else f"{SOURCE}:unparsed:{hashlib.sha1(data, usedforsecurity=False).hexdigest()[:16]}"
     return Outgoing(key=key, unparsed=data)
 
 

@@ -62,7 +62,7 @@ class TorchBackend:
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch
-        encoder = AutoModel.from_config(AutoConfig.from_pretrained(str(bundle.path)))
+        encoder = AutoModel.from_config(AutoConfig.from_pretrained(str(bundle.path), local_files_only=True))  # nosec B615  # a local folder: never fetched from the Hub
         self.model = MultiTaskModel(encoder, bundle.tasks)
         self.model.load_state_dict(expand_state(load_file(str(bundle.torch_path))))
         self.model.eval()

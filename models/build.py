@@ -67,13 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     from models.encoder import packaged_encoder_dir
     from models.export import write_bundle
     from models.network import MultiTaskModel, build_encoder
+    from models.train import load_checkpoint
     from models.purpose_head import fit_purpose_head, prevalence_thresholds, weak_labels
 
     torch.manual_seed(13)
     checkpoint = args.checkpoint or REPO_ROOT / ".earshot" / "train" / args.variant / "checkpoint.pt"
-    state = torch.load(checkpoint, weights_only=False)
+    state = load_checkpoint(checkpoint)
     source = packaged_encoder_dir()
-    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)  # nosec B615  # a local folder: never fetched from the Hub
     model = MultiTaskModel(build_encoder(source, state["layers"]), SUPERVISED_TASKS)
     model.load_state_dict(state["model"])
     model.eval()

@@ -41,8 +41,8 @@ class SentenceEncoder:
             torch.set_num_threads(threads)
         self._torch = torch
         self.model_dir = Path(model_dir) if model_dir else packaged_encoder_dir()
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
-        self.model = AutoModel.from_pretrained(str(self.model_dir))
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)  # nosec B615  # a local folder: never fetched from the Hub
+        self.model = AutoModel.from_pretrained(str(self.model_dir), local_files_only=True)  # nosec B615  # a local folder: never fetched from the Hub
         self.model.eval()
         self.dim = int(self.model.config.hidden_size)
 

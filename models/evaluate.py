@@ -59,7 +59,7 @@ def _embed_cached(texts: list[str], tag: str) -> np.ndarray:
     """Frozen packaged-encoder embeddings, cached on disk (the baseline re-embeds 76k tweets)."""
     from models.encoder import SentenceEncoder
 
-    digest = hashlib.sha1("\n".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    digest = hashlib.sha1("\n".join(texts).encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()[:16]
     path = CACHE / f"frozen-{tag}-{digest}.npy"
     if path.exists():
         return np.load(path)

@@ -56,7 +56,7 @@ def build_encoder(source_dir: Path, layers: int | None = None) -> nn.Module:
     """Load the packaged encoder, keeping only its first ``layers`` transformer layers if given."""
     from transformers import AutoModel
 
-    encoder = AutoModel.from_pretrained(str(source_dir))
+    encoder = AutoModel.from_pretrained(str(source_dir), local_files_only=True)  # nosec B615  # a local folder: never fetched from the Hub
     if layers is not None and layers < encoder.config.num_hidden_layers:
         encoder.encoder.layer = encoder.encoder.layer[:layers]
         encoder.config.num_hidden_layers = layers

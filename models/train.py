@@ -81,6 +81,17 @@ class TaskBatches:
         return [self.ids[i] for i in picked], [self.labels[i] for i in picked]
 
 
+def load_checkpoint(path: Path) -> dict:
+    """A training checkpoint, unpickled as data only (``weights_only``): a checkpoint file can
+    never run code. Checkpoints of older runs kept ``Path`` objects in their ``args``."""
+    import pathlib
+
+    import torch
+
+    with torch.serialization.safe_globals([pathlib.PosixPath, pathlib.WindowsPath]):
+        return torch.load(path, weights_only=True)
+
+
 def tokenize(tokenizer, texts: list[str], max_len: int) -> list[list[int]]:
     return tokenizer([normalise_for_model(t) for t in texts], truncation=True, max_length=max_len)["input_ids"]
 
@@ -147,12 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
 
     source = packaged_encoder_dir()
-    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)  # nosec B615  # a local folder: never fetched from the Hub
     model = MultiTaskModel(build_encoder(source, args.layers), SUPERVISED_TASKS)
     if args.init_from:
         # Keep the bottom layers, embeddings and heads of the fine-tuned model; its top layers are dropped.
         wanted = model.state_dict()
-        donor = torch.load(args.init_from, weights_only=False)["model"]
+        donor = load_checkpoint(args.init_from)["model"]
         model.load_state_dict({k: v for k, v in donor.items() if k in wanted})
         log.info("initialised from %s (%d of its %d tensors)", args.init_from, len(wanted), len(donor))
     model.train()
@@ -188,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = args.out / "checkpoint.pt"
     start_step = 0
     if args.resume and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
+        state = load_checkpoint(checkpoint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -221,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.steps:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "step": step + 1, "rng": rng.getstate(),
-                        "layers": args.layers, "args": vars(args) | {"data": str(args.data), "out": str(args.out)}},
+                        "layers": args.layers,
+                        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}},
                        checkpoint.with_suffix(".tmp"))
             os.replace(checkpoint.with_suffix(".tmp"), checkpoint)
     train_s = time.perf_counter() - started

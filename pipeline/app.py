@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
@@ -28,6 +29,7 @@ from elasticsearch import ApiError
 
 from pipeline.brand_watch import brand_mentions
 from pipeline.deadletter import dead_letter, encode_dead_letter
+from pipeline.metrics import ENRICH_BATCH_SECONDS, ENRICH_BATCH_SIZE, MENTIONS_IN, count_out
 from pipeline.near_dup import NearDuplicateIndex
 from pipeline.noise import EchoCount, NoiseControl
 from pipeline.query_store import load_queries, seed_from_brands
@@ -150,6 +152,23 @@ async def reload_queries() -> None:
         await es.close()
 
 
+if settings.retention_days:
+    @app.timer(3600.0, on_leader=True)
+    async def enforce_retention() -> None:
+        """Drop mention indices past EARSHOT_RETENTION_DAYS, hourly, on one worker of the group."""
+        from pipeline.retention import apply_retention
+
+        es = make_es_client(settings)
+        try:
+            report = await apply_retention(es, settings, _now())
+            if report.dropped:
+                log.info("retention: dropped %s", ", ".join(report.dropped))
+        except Exception as exc:  # noqa: BLE001 - try again at the next tick
+            log.warning("retention run failed: %r", exc)
+        finally:
+            await es.close()
+
+
 @app.agent(raw_topic)
 async def validate_and_enrich(stream):
     """Validate raw mentions, enrich the good ones in batches, dead-letter the bad ones."""
@@ -174,11 +193,16 @@ async def enrich_batch(enricher, events: list[Any]) -> None:
     valid, letters = split_valid(events, now)
     mentions = [m for m in valid if isinstance(m, Mention)]
     deletions = [d for d in valid if isinstance(d, Deletion)]
+    for deletion in deletions:  # a deleted post must not become the first post of later copies
+        noise.near_dups.forget(deletion.id)
     enriched: list[EnrichedMention] = []
     if mentions:
         # The forward pass is CPU-bound: run it off the event loop so heartbeats go on.
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         enriched, failed = await loop.run_in_executor(None, enricher.enrich_isolating, mentions, now)
+        ENRICH_BATCH_SECONDS.observe(time.perf_counter() - started)
+        ENRICH_BATCH_SIZE.observe(len(mentions))
         letters.extend(
             (m.id.encode(), dead_letter(stage="enrich", reason=f"enrichment failed: {exc!r}"[:1000],
                                         payload=m.model_dump(mode="json"), failed_at=now, mention_id=m.id))
@@ -196,6 +220,10 @@ async def enrich_batch(enricher, events: list[Any]) -> None:
     if letters:
         await send_dead_letters(letters)
         log.info("dead-lettered %d records: %s", len(letters), letters[0][1]["reason"])
+    # dropped: the second copy of an id in one batch, or a mention deleted within its batch
+    MENTIONS_IN.labels("validate_and_enrich").inc(len(events))
+    count_out("validate_and_enrich", enriched=len(enriched), rejected=len(letters), deleted=len(deletions),
+              dropped=len(events) - len(enriched) - len(letters) - len(deletions))
 
 
 @app.agent(enriched_topic)
@@ -211,6 +239,8 @@ async def rekey_by_brand(stream):
                 except (ValueError, KeyError, TypeError):
                     continue  # unreadable: index_mentions dead-letters it with the reason
             await deliver(by_brand_topic, records)
+            MENTIONS_IN.labels("rekey_by_brand").inc(len(events))
+            count_out("rekey_by_brand", by_brand=len(records))
 
 
 @app.agent(enriched_topic)
@@ -249,15 +279,22 @@ def read_enriched(event: Any, now: datetime) -> tuple[dict[str, Any], datetime] 
                            failed_at=now, topic=message.topic, partition=message.partition, offset=message.offset)
 
 
+def source_position(message: Any | None) -> dict[str, Any]:
+    """``topic``, ``partition``, ``offset`` of a message (for ``dead_letter``), or {} if unknown."""
+    return {} if message is None else {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+
+
 async def index_batch(sink, events: list[Any]) -> None:
     """One batch of enriched events into Elasticsearch; what ES refuses for good, to the DLQ."""
     now = _now()
     batch, letters, deleted = [], [], []
     echoes: dict[str, EchoCount] = {}
+    sources: dict[str, Any] = {}  # mention id -> its message, for a refused document's dead letter
     for event in events:
         read = read_enriched(event, now)
         if isinstance(read, tuple):
             batch.append(read)
+            sources[read[0]["id"]] = event.message
         elif isinstance(read, EchoCount):
             echoes[read.id] = read  # the latest count wins
         elif isinstance(read, str):  # a deletion notice: drop it from this batch, then from the index
@@ -272,7 +309,8 @@ async def index_batch(sink, events: list[Any]) -> None:
         refused = [RefusedDocument(doc["id"], f"bulk failed: {exc!r}"[:1000], doc) for doc, _ in batch]
     letters.extend(
         (r.mention_id.encode(), dead_letter(stage="index", reason=r.reason, payload=r.document,
-                                            failed_at=now, mention_id=r.mention_id))
+                                            failed_at=now, mention_id=r.mention_id,
+                                            **source_position(sources.get(r.mention_id))))
         for r in refused
     )
     if echoes:
@@ -282,3 +320,8 @@ async def index_batch(sink, events: list[Any]) -> None:
         log.info("deletion notices: %d ids, %d documents removed", len(deleted), removed)
     if letters:
         await send_dead_letters(letters)
+    # dropped: a document deleted within its batch, or an echo count superseded by a later one
+    MENTIONS_IN.labels("index_mentions").inc(len(events))
+    count_out("index_mentions", indexed=len(batch) - len(refused), rejected=len(letters), deleted=len(deleted),
+              echoes=len(echoes), dropped=len(events) - len(batch) + len(refused) - len(letters) - len(deleted)
+              - len(echoes))

@@ -9,6 +9,11 @@
     earshot setup                       create Kafka topics, the Elasticsearch template and the alerts indices
     earshot classify --in F --out F     enrich JSONL texts with the models and routing ('-' = stdin/stdout)
     earshot detect --in F --out F       spike incidents of a timestamp,value CSV ('-' = stdin/stdout)
+    earshot retention [--dry-run]       drop monthly indices older than EARSHOT_RETENTION_DAYS
+    earshot erase --mention ID | --author PLATFORM:HANDLE
+                                        erase a mention or an author's data everywhere (prints counts)
+    earshot keys create --role R --name N [--rate-per-minute K] [--replace]
+                                        create an API key (printed once); keys list; keys revoke KEY_ID
 """
 
 from __future__ import annotations
@@ -57,7 +62,9 @@ def _run_faust(args: argparse.Namespace, module: str, port_setting: str) -> int:
 
     ensure_topics(settings)
     app = importlib.import_module(module).app
-    sys.argv = [f"earshot-{args.command}", "worker", "--loglevel", args.loglevel,
+    # --quiet: no start-up banner (a text table) on stdout, so that a JSON log is JSON throughout
+    quiet = ["--quiet"] if settings.log_format == "json" else []
+    sys.argv = [f"earshot-{args.command}", *quiet, "worker", "--loglevel", args.loglevel,
                 "--web-port", str(getattr(settings, port_setting))]
     app.main()
     return 0
@@ -74,9 +81,12 @@ def cmd_spikes(args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from pipeline.logs import uvicorn_log_config
+
     settings = get_settings()
     uvicorn.run(
         "api.main:create_app",
+        log_config=uvicorn_log_config(settings.log_format, args.loglevel),
         factory=True,
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
@@ -107,14 +117,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    import logging
-
     from connectors.publish import ensure_topics
     from connectors.registry import platform_module
     from connectors.runner import run_until_signalled
+    from pipeline.logs import configure_logging
 
-    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
+    configure_logging(settings.log_format, args.loglevel)
     ensure_topics(settings)
     source = platform_module(args.platform).build(args, settings)
     report = run_until_signalled(source, settings, max_batches=args.max_batches)
@@ -192,6 +201,117 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    from pipeline.retention import apply_retention
+    from pipeline.sink import make_es_client
+
+    settings = get_settings()
+    days = args.days or settings.retention_days
+    if days is None:
+        print("EARSHOT_RETENTION_DAYS is not set (and no --days): keeping everything")
+        return 0
+
+    async def run():
+        es = make_es_client(settings)
+        try:
+            return await apply_retention(es, settings, datetime.now(timezone.utc), retention_days=days,
+                                         dry_run=args.dry_run)
+        finally:
+            await es.close()
+
+    report = asyncio.run(run())
+    verb = "would drop" if args.dry_run else "dropped"
+    print(f"retention {days} days (cutoff {report.cutoff:%Y-%m-%dT%H:%M}Z): {verb} {len(report.dropped)} indices"
+          + "".join(f"\n  {name}" for name in report.dropped)
+          + ("" if args.dry_run else f"\nstripped old example posts from {report.alerts_stripped} alerts"))
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.erasure import AuthorRef, ErasureTarget, erase, kafka_publisher
+    from pipeline.sink import make_es_client
+
+    settings = get_settings()
+    target = ErasureTarget(mention_id=args.mention) if args.mention else ErasureTarget(author=AuthorRef.parse(args.author))
+
+    async def run():
+        es = make_es_client(settings)
+        try:
+            if args.no_kafka:
+                return await erase(es, settings, target, datetime.now(timezone.utc))
+            async with kafka_publisher(settings) as publish:
+                return await erase(es, settings, target, datetime.now(timezone.utc), publish=publish)
+        finally:
+            await es.close()
+
+    report = asyncio.run(run())
+    print(json.dumps({"target": report.target, **report.counts()}))
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    import getpass
+
+    from api.audit import cli_entry, ensure_audit_layout, write_entries
+    from api.keystore import create_key, list_keys, revoke_key
+    from pipeline.sink import make_es_client
+
+    settings = get_settings()
+    now = datetime.now(timezone.utc)
+
+    async def run() -> tuple[int, list[dict]]:
+        es = make_es_client(settings)
+        try:
+            done: list[dict] = []  # what changed, for the audit log
+            if args.action == "list":
+                rows = [(k.key_id, k.name, k.role, str(k.rate_per_minute or settings.api_rate_per_minute),
+                         f"{k.created_at:%Y-%m-%dT%H:%M}Z", f"{k.revoked_at:%Y-%m-%dT%H:%M}Z" if k.revoked_at else "-")
+                        for k in await list_keys(es, settings)]
+                for row in [("KEY ID", "NAME", "ROLE", "PER MIN", "CREATED", "REVOKED"), *rows]:
+                    print("  ".join(f"{cell:<{w}}" for cell, w in zip(row, (16, 24, 7, 7, 17, 17))).rstrip())
+                return 0, done
+            if args.action == "revoke":
+                record = await revoke_key(es, settings, args.key_id, now)
+                if record is None:
+                    print(f"earshot keys: no key {args.key_id}", file=sys.stderr)
+                    return 1, done
+                done.append({"command": "keys revoke", "key_id": record.key_id, "name": record.name})
+                print(f"revoked key {record.key_id} ({record.name}, {record.role}); the API refuses it within "
+                      f"{settings.api_key_cache_s:g} s", file=sys.stderr)
+            else:
+                if args.replace:  # one active key per name: `make run` re-creates its demo key each time
+                    for old in await list_keys(es, settings, name=args.name):
+                        if old.active:
+                            await revoke_key(es, settings, old.key_id, now)
+                            done.append({"command": "keys revoke", "key_id": old.key_id, "name": old.name})
+                record, key = await create_key(es, settings, args.role, args.name, now,
+                                               rate_per_minute=args.rate_per_minute, created_by=getpass.getuser())
+                done.append({"command": "keys create", "key_id": record.key_id, "name": record.name,
+                             "role": record.role})
+                print(f"created key {record.key_id} '{record.name}' (role {record.role}); it is shown only now:",
+                      file=sys.stderr)
+                print(key.text)
+            try:
+                await ensure_audit_layout(es, settings)
+                await write_entries(es, settings, [cli_entry(d.pop("command"), getpass.getuser(), d, now) for d in done])
+            except Exception as exc:  # noqa: BLE001 - the change is made; say the audit entry is missing
+                print(f"earshot keys: warning: audit log not written ({exc})", file=sys.stderr)
+            return 0, done
+        finally:
+            await es.close()
+
+    from elastic_transport import ConnectionError as ESConnectionError
+
+    try:
+        return asyncio.run(run())[0]
+    except ESConnectionError as exc:
+        print(f"earshot keys: cannot reach Elasticsearch at {settings.es_url} ({exc}). "
+              "Start the local services with 'make up'.", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="earshot", description="Social listening pipeline.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -246,7 +366,35 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--out", dest="output", type=Path, required=True, help="CSV of incidents; - for stdout")
     detect.add_argument("--tz", default="UTC", help="IANA time zone of the series' daily rhythm (default UTC)")
     detect.set_defaults(func=cmd_detect)
+    retention = sub.add_parser("retention", help="drop monthly indices older than EARSHOT_RETENTION_DAYS")
+    retention.add_argument("--days", type=int, default=None, help="override EARSHOT_RETENTION_DAYS")
+    retention.add_argument("--dry-run", action="store_true", help="only list what would be dropped")
+    retention.set_defaults(func=cmd_retention)
+    erase = sub.add_parser("erase", help="erase a mention or an author's data everywhere (right to erasure)")
+    who = erase.add_mutually_exclusive_group(required=True)
+    who.add_argument("--mention", default=None, help="mention id, e.g. bluesky:3kabc")
+    who.add_argument("--author", default=None, help="PLATFORM:HANDLE, e.g. bluesky:alice.bsky.social")
+    erase.add_argument("--no-kafka", action="store_true", help="skip the deletion notices to mentions.raw")
+    erase.set_defaults(func=cmd_erase)
+    _add_keys_parser(sub)
     return parser
+
+
+def _add_keys_parser(sub) -> None:
+    from api.access import ROLES
+
+    keys = sub.add_parser("keys", help="API keys: create (printed once), list, revoke")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a key and print it (only its hash is stored)")
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--name", required=True, help="who or what holds it, e.g. dashboard, jo@acme")
+    create.add_argument("--rate-per-minute", type=int, default=None,
+                        help="request limit (default EARSHOT_API_RATE_PER_MINUTE)")
+    create.add_argument("--replace", action="store_true", help="revoke the active keys with this name first")
+    actions.add_parser("list", help="every key: id, name, role, rate, created, revoked (never secrets)")
+    revoke = actions.add_parser("revoke", help="revoke a key (the API refuses it within EARSHOT_API_KEY_CACHE_S)")
+    revoke.add_argument("key_id")
+    keys.set_defaults(func=cmd_keys)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,15 +1,23 @@
 """Dead-letter records: what was refused, where it came from, and why.
 
 A dead letter keeps the original payload byte-for-byte (as text when it is UTF-8, base64
-otherwise) so nothing accepted is ever lost: an operator can fix and replay it.
+otherwise) so nothing accepted is ever lost: an operator can fix and replay it. Every dead
+letter made here is counted (``earshot_dlq_total{stage}``) and logged with its mention id and
+source position.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 from datetime import datetime
 from typing import Any
+
+from pipeline.logs import record_context
+from pipeline.metrics import DLQ
+
+log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES = 512 * 1024  # a payload bigger than this is truncated in the DLQ (and says so)
 # Kafka's default max.message.bytes is ~1 MB: an encoded dead letter must stay under it, or the
@@ -28,7 +36,12 @@ def dead_letter(
     partition: int | None = None,
     offset: int | None = None,
 ) -> dict[str, Any]:
-    """A JSON-ready dead-letter record. ``stage`` is validate | enrich | index."""
+    """A JSON-ready dead-letter record. ``stage`` is connector | ingest | validate | enrich | index | webhook.
+
+    Every caller writes what it makes to a dead-letter topic, so this is where they are counted."""
+    DLQ.labels(stage).inc()
+    log.warning("dead letter (%s): %s", stage, reason[:300],
+                extra=record_context(mention_id, topic, partition, offset, stage=stage))
     record: dict[str, Any] = {
         "stage": stage,
         "reason": reason,

@@ -113,6 +113,15 @@ class NearDuplicateIndex:
         while len(self._firsts) > self.max_items:
             self._forget(next(iter(self._firsts)))
 
+    def forget(self, mention_id: str) -> None:
+        """The post was deleted (by its platform, or erased): later copies no longer link to it,
+        and if it was an echo it no longer counts on its first post."""
+        if mention_id in self._firsts:
+            self._forget(mention_id)
+        first_id = self._echo_of.pop(mention_id, None)
+        if first_id in self._firsts:
+            self._firsts[first_id].echoes.discard(mention_id)
+
     def _forget(self, mention_id: str) -> None:
         first = self._firsts.pop(mention_id)
         for band, key in enumerate(self._band_keys(first.fingerprint)):

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.secret_files import SecretFilesSource
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -20,6 +22,12 @@ class Settings(BaseSettings):
     """Configuration shared by all earshot processes."""
 
     model_config = SettingsConfigDict(env_prefix="EARSHOT_", env_file=".env", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        # Secrets may also come from owner-only files: EARSHOT_<FIELD>_FILE or EARSHOT_SECRETS_DIR.
+        return init_settings, env_settings, dotenv_settings, SecretFilesSource(settings_cls)
 
     home: Path = Field(REPO_ROOT / ".earshot", description="State folder: services, data, logs.")
 
@@ -80,9 +88,6 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(6, ge=1, description="Tries per webhook delivery before its dead letter.")
     webhook_backoff_s: float = Field(0.5, gt=0, description="First retry delay, s; doubles per try, with jitter.")
     webhook_timeout_s: float = Field(5.0, gt=0, description="Per-request timeout of a webhook delivery, s.")
-    admin_token: str | None = Field(
-        None, description="Token for admin routes (webhooks, queries) until API keys exist; unset = open locally."
-    )
 
     # Connectors (credentials: environment or .env only; SecretStr keeps them out of reprs and logs)
     checkpoint_dir: Path | None = Field(None, description="Connector checkpoints; default <home>/checkpoints.")
@@ -107,6 +112,11 @@ class Settings(BaseSettings):
     near_dup_max_posts: int = Field(200_000, ge=1000, description="First posts a worker remembers for linking copies.")
     spam_threshold: float = Field(0.7, ge=0, le=1, description="Trends leave out mentions with spam.score >= this.")
 
+    # Retention (pipeline/retention.py): whole monthly indices are dropped, the minimal ES has no ILM
+    retention_days: int | None = Field(
+        None, ge=1, description="Drop mention (and dated audit) indices older than this many days; unset = keep forever."
+    )
+
     # Listening queries
     queries_refresh_s: float = Field(5.0, gt=0, description="How often workers look for changed queries, s.")
 
@@ -114,6 +124,28 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_max_page_size: int = 100
+    # Access control (api/auth.py): API keys in <prefix>-keys; secrets also from files (pipeline/secret_files.py)
+    bootstrap_admin_key: SecretStr | None = Field(
+        None, description="An admin API key taken from the environment or a secret file (first key, break-glass)."
+    )
+    api_key_cache_s: float = Field(10.0, ge=0, description="Key records are re-read after this; revocation delay, s.")
+    api_rate_per_minute: int = Field(600, ge=1, description="Requests per minute per key (keys may set their own).")
+    api_cors_origins: list[str] = Field(
+        [], description='Origins allowed by CORS, JSON list, e.g. ["https://dash.example.com"]; empty = none.'
+    )
+    api_max_body_bytes: int = Field(1_000_000, ge=1, description="Largest request body but POST /v1/ingest's, bytes.")
+    audit_queue_size: int = Field(10_000, ge=1, description="Audit entries waiting for ES; more are dropped (counted).")
+    audit_batch_size: int = Field(500, ge=1, description="Audit entries per bulk request.")
+    audit_flush_s: float = Field(1.0, gt=0, description="Longest wait before queued audit entries are written, s.")
+
+    # Observability (pipeline/logs.py, pipeline/metrics.py)
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object per line (for log shippers); text: one line for people."
+    )
+    web_host: str = Field(
+        "127.0.0.1", description="Interface of the worker's and spike watcher's web servers (/metrics); 0.0.0.0 in "
+        "a container, for Prometheus to reach them."
+    )
 
     @property
     def checkpoints(self) -> Path:
@@ -157,6 +189,16 @@ class Settings(BaseSettings):
     @property
     def webhooks_index(self) -> str:
         return f"{self.index_prefix}-webhooks"
+
+    @property
+    def keys_index(self) -> str:
+        """API key records (hashed secrets), ``earshot keys``."""
+        return f"{self.index_prefix}-keys"
+
+    @property
+    def audit_index(self) -> str:
+        """The audit log family: monthly ``<prefix>-audit-YYYY.MM`` indices (dropped by retention)."""
+        return f"{self.index_prefix}-audit"
 
     @property
     def mentions_alias(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,8 @@ from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, AsyncElasticsearch
 
 from pipeline.index import bulk_action, is_retryable, mention_index_name, mentions_template
+from pipeline.logs import record_context
+from pipeline.metrics import ES_BULK_FAILURES, ES_BULK_SECONDS
 from pipeline.retry import backoff_delay
 from pipeline.settings import Settings
 
@@ -82,7 +85,7 @@ class MentionSink:
             for action in pending.values():
                 operations.append({"index": {"_index": action["_index"], "_id": action["_id"]}})
                 operations.append(action["_source"])
-            response = await self._attempt(attempt, lambda: self.es.bulk(operations=operations), "bulk")
+            response = await self._attempt(attempt, lambda: self.es.bulk(operations=operations), "bulk", "index")
             if response is None:
                 continue
             for item in response["items"]:
@@ -95,6 +98,11 @@ class MentionSink:
                     error = result.get("error", {})
                     reason = f"index: {error.get('type', status)}: {error.get('reason', '')}"[:1000]
                     refused.append(RefusedDocument(result["_id"], reason, action["_source"]))
+                    ES_BULK_FAILURES.labels("item_refused").inc()
+                    log.warning("Elasticsearch refused a document for good (%d): %s", status, reason[:300],
+                                extra=record_context(result["_id"], index=result.get("_index"), status=status))
+                else:
+                    ES_BULK_FAILURES.labels("item_retryable").inc()
             if pending:
                 await self._wait(attempt, f"{len(pending)} documents got a retryable status")
         return refused
@@ -111,13 +119,16 @@ class MentionSink:
             for mention_id, (created_at, echoes) in pending.items():
                 operations.append({"update": {"_index": mention_index_name(self.settings, created_at), "_id": mention_id}})
                 operations.append({"doc": {"echoes": echoes}})
-            response = await self._attempt(attempt, lambda: self.es.bulk(operations=operations), "echo counts")
+            response = await self._attempt(attempt, lambda: self.es.bulk(operations=operations), "echo counts",
+                                           "echoes")
             if response is None:
                 continue
             for item in response["items"]:
                 result = item["update"]
                 if not is_retryable(int(result.get("status", 500))):
                     pending.pop(result["_id"], None)
+                else:
+                    ES_BULK_FAILURES.labels("item_retryable").inc()
             if pending:
                 await self._wait(attempt, f"{len(pending)} echo counts got a retryable status")
 
@@ -159,26 +170,35 @@ class MentionSink:
         attempt = 0
         while True:
             attempt += 1
-            response = await self._attempt(attempt, delete_everywhere, "bulk delete")
+            response = await self._attempt(attempt, delete_everywhere, "bulk delete", "delete")
             if response is None:
                 continue
             statuses = [int(item["delete"].get("status", 500)) for item in response["items"]]
             if any(is_retryable(status) for status in statuses):
+                ES_BULK_FAILURES.labels("item_retryable").inc(sum(1 for s in statuses if is_retryable(s)))
                 await self._wait(attempt, "some deletions got a retryable status")
                 continue  # deleting again is harmless
             return sum(1 for status in statuses if status < 300)
 
-    async def _attempt(self, attempt: int, request: Callable[[], Awaitable[Any]], what: str) -> Any | None:
+    async def _attempt(self, attempt: int, request: Callable[[], Awaitable[Any]], what: str,
+                       operation: str) -> Any | None:
         """``await request()``, or None after waiting out a transient failure (Elasticsearch
-        unreachable, or a retryable status for the whole request); other errors raise."""
+        unreachable, or a retryable status for the whole request); other errors raise.
+        ``operation`` (index | echoes | delete) labels the request's duration."""
+        started = time.perf_counter()
         try:
             return await request()
         except (ESConnectionError, ConnectionTimeout) as exc:
-            await self._wait(attempt, f"Elasticsearch unreachable: {exc}")
+            failure, why = "unreachable", f"Elasticsearch unreachable: {exc}"
         except ApiError as exc:
             if not is_retryable(exc.meta.status):
+                ES_BULK_FAILURES.labels("refused").inc()
                 raise
-            await self._wait(attempt, f"{what} refused with {exc.meta.status}")
+            failure, why = "retryable_status", f"{what} refused with {exc.meta.status}"
+        finally:
+            ES_BULK_SECONDS.labels(operation).observe(time.perf_counter() - started)
+        ES_BULK_FAILURES.labels(failure).inc()
+        await self._wait(attempt, why)
         return None
 
     async def _wait(self, attempt: int, why: str) -> None:

@@ -25,9 +25,11 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
+from pipeline.alerts import SEVERITIES
 from pipeline.brand_watch import SIGNALS, BrandWatch, count_into, watch_config
 from pipeline.brands import BrandMatcher
 from pipeline.deadletter import encode_dead_letter
+from pipeline.metrics import MENTIONS_IN, count_out, watch_open_alerts
 from pipeline.retry import retry_until_done
 from pipeline.routing import RoutingRules
 from pipeline.settings import get_settings
@@ -88,6 +90,21 @@ def get_watch(brand: str) -> BrandWatch:
     return watch
 
 
+def open_alerts() -> dict[str, int]:
+    """Open incidents of the brands this watcher holds, by severity: sent (version > 0) and not
+    resolved by the detector. Brands are counted once their watch is loaded again after a
+    restart (at their first record); a person's resolve in the API is not seen here."""
+    counts: dict[str, int] = {}
+    for watch in list(_watches.values()):
+        for incident in watch.incidents.values():
+            if incident.version > 0:
+                counts[incident.severity] = counts.get(incident.severity, 0) + 1
+    return counts
+
+
+watch_open_alerts(open_alerts, SEVERITIES)
+
+
 def watch_one(record: BrandMention, offset: int) -> list[dict[str, Any]]:
     """Count one record (at ``offset`` of its partition) in its minute, close the minutes it
     makes due, return alert documents."""
@@ -126,7 +143,10 @@ async def watch_brands(stream):
         with finishing("watch_brands", [event]):
             alerts = watch_one(event.value, event.message.offset)
             if alerts:
-                await publish_alerts(await alert_sink().write(alerts))
+                stored = await alert_sink().write(alerts)
+                await publish_alerts(stored)
+                count_out("watch_brands", alerts=len(stored))
+            MENTIONS_IN.labels("watch_brands").inc()
 
 
 @lru_cache(maxsize=1)
@@ -162,12 +182,14 @@ async def notify_webhooks(stream):
     async with httpx.AsyncClient() as client:
         async for events in stream.take_events(100, within=0.2):
             with finishing("notify_webhooks", events):
+                MENTIONS_IN.labels("notify_webhooks").inc(len(events))
                 alerts = [json.loads(e.value) for e in events]
                 pushed = [a for a in alerts if a.get("last_change") in PUSHED_CHANGES]
                 if not pushed:
                     continue
                 hooks = await retry_until_done(registry.hooks, what="loading webhooks")
                 results = await asyncio.gather(*(post_to_hooks(a, hooks, client, settings) for a in pushed))
+                count_out("notify_webhooks", pushed=len(pushed))
                 letters = [(alert["id"].encode(), encode_dead_letter(letter))
                            for alert, result in zip(pushed, results) for letter in result]
                 if letters:

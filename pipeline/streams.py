@@ -19,6 +19,8 @@ from typing import Any
 
 import faust
 
+from pipeline.logs import faust_logging_config, record_context
+from pipeline.metrics import serve_metrics
 from pipeline.retry import retry_until_done
 from pipeline.settings import Settings
 
@@ -26,8 +28,9 @@ log = logging.getLogger("earshot.worker")
 
 
 def make_app(app_id: str, settings: Settings, web_port: int) -> faust.App:
-    """A Faust app with earshot's delivery settings."""
-    return faust.App(
+    """A Faust app with earshot's delivery settings, logging in ``settings.log_format`` and
+    serving Prometheus metrics at ``/metrics`` on its web port."""
+    app = faust.App(
         app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
@@ -38,10 +41,13 @@ def make_app(app_id: str, settings: Settings, web_port: int) -> faust.App:
         broker_commit_interval=1.0,  # seconds: small window of re-processing after a crash
         broker_session_timeout=settings.kafka_session_timeout_s,
         producer_acks=-1,  # wait for the in-sync replicas: an acked record survives a broker loss
-        web_host="127.0.0.1",
+        web_host=settings.web_host,
         web_port=web_port,
         web_enabled=True,
+        logging_config=faust_logging_config(settings.log_format),
     )
+    serve_metrics(app, app_id)
+    return app
 
 
 class BrandMention(faust.Record, serializer="json", include_metadata=False):
@@ -111,6 +117,21 @@ def finishing(agent: str, events: list[Any]) -> Iterator[None]:
         yield
     except asyncio.CancelledError:
         hold_back(events)
+        log_replay_positions(agent, events, logging.INFO, "cancelled mid-batch: held back")
         raise
     except Exception:  # noqa: BLE001 - never let Faust ack what was not finished
+        log_replay_positions(agent, events, logging.CRITICAL, "failed mid-batch")
         exit_without_commit(agent, len(events))
+
+
+def log_replay_positions(agent: str, events: list[Any], level: int, what: str) -> None:
+    """One log line per partition of an unfinished batch, at its lowest offset: where the
+    records will be read again from (``topic``, ``partition``, ``offset`` fields)."""
+    first: dict[tuple[str, int], int] = {}
+    for event in events:
+        message = event.message
+        key = (message.topic, message.partition)
+        first[key] = min(first.get(key, message.offset), message.offset)
+    for (topic, partition), offset in sorted(first.items()):
+        log.log(level, "%s %s; %s[%d] is read again from offset %d", agent, what, topic, partition, offset,
+                extra=record_context(topic=topic, partition=partition, offset=offset, agent=agent))

@@ -26,6 +26,7 @@ from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, AsyncElasticsearch
 
 from pipeline.deadletter import dead_letter
+from pipeline.metrics import WEBHOOK_FAILURES
 from pipeline.settings import Settings
 from pipeline.webhooks import (SIGNATURE_HEADER, Webhook, alert_matches, backoff_delays, payload, retry_after_s, sign,
                                wants)
@@ -114,6 +115,7 @@ async def _deliver_to(hook: Webhook, alert_doc: dict[str, Any], client: httpx.As
                 log.info("webhook %s: delivery %s succeeded on attempt %d", hook.id, delivery, attempt)
             return None
         final = not outcome.retryable or attempt == settings.webhook_max_attempts
+        WEBHOOK_FAILURES.labels("true" if final else "false").inc()
         log.warning("webhook %s: delivery %s attempt %d/%d failed: %s%s", hook.id, delivery, attempt,
                     settings.webhook_max_attempts, outcome.why, " (giving up)" if final else "")
         if final:

@@ -79,3 +79,36 @@ def worker(test_env, tmp_path_factory):
     w.start()
     yield w
     w.stop()
+
+
+def create_api_key(settings, role: str, name: str | None = None, rate_per_minute: int | None = None) -> str:
+    """A new API key (its text) stored in the keys index of ``settings``."""
+    import asyncio
+    from datetime import datetime, timezone
+
+    from api.keystore import create_key
+    from pipeline.sink import make_es_client
+
+    async def create() -> str:
+        es = make_es_client(settings)
+        try:
+            _, key = await create_key(es, settings, role, name or f"test-{role}", datetime.now(timezone.utc),
+                                      rate_per_minute=rate_per_minute)
+            return key.text
+        finally:
+            await es.close()
+
+    return asyncio.run(create())
+
+
+@pytest.fixture(scope="session")
+def api_keys(settings) -> dict[str, str]:
+    """One API key per role (``api.access.ROLES``) in this session's keys index: role -> key."""
+    from api.access import ROLES
+
+    return {role: create_api_key(settings, role) for role in ROLES}
+
+
+@pytest.fixture(scope="session")
+def admin_headers(api_keys) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_keys['admin']}"}

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.alert_feed import AlertFeed
 from api.alert_publisher import AlertPublisher
 from api.cursor import decode_cursor, encode_cursor
-from api.deps import get_alert_feed, get_alert_publisher, get_app_settings, get_es
+from api.access import ALERTS_READ, ALERTS_WRITE
+from api.deps import get_alert_feed, get_alert_publisher, get_app_settings, get_es, require
 from api.queries import AlertFilter, BadQuery, alert_search_body
 from api.routes.mentions import BRAND_ID
 from pipeline.alert_sink import change_alert
@@ -34,6 +35,7 @@ from pipeline.webhooks import SEVERITY_RANK
 
 router = APIRouter(tags=["alerts"])
 log = logging.getLogger("earshot.api.alerts")
+READ, WRITE = [Depends(require(ALERTS_READ))], [Depends(require(ALERTS_WRITE))]
 ALERT_ID = r"^[A-Za-z0-9_.:-]{1,128}$"
 KEEPALIVE_S = 15.0  # an SSE comment this often keeps proxies from closing an idle stream, s
 
@@ -71,7 +73,7 @@ def _brands(values: list[str]) -> frozenset[str]:
     return frozenset(brands)
 
 
-@router.get("/alerts", response_model=AlertPage, summary="List alerts, newest updated first")
+@router.get("/alerts", response_model=AlertPage, summary="List alerts, newest updated first", dependencies=READ)
 async def list_alerts(
     brand: str | None = Query(None, pattern=BRAND_ID, description="Brand id from brands.yaml"),
     status: AlertStatus | None = None,
@@ -99,6 +101,7 @@ async def list_alerts(
 
 
 @router.get("/alerts/stream", summary="Follow alerts live (Server-Sent Events)", response_class=StreamingResponse,
+            dependencies=READ,
             description="One `alert` event per alert change: `id: <alert id>:<version>`, `data: <alert JSON>`; "
             f"a `: keep-alive` comment every {KEEPALIVE_S:g} s. Live only: list past alerts with GET /v1/alerts. "
             "A client that falls too far behind is disconnected and should reconnect.")
@@ -141,7 +144,7 @@ async def _events(request: Request, feed: AlertFeed, brands: frozenset[str], min
         feed.unsubscribe(sub)
 
 
-@router.get("/alerts/{alert_id}", response_model=Alert, summary="One alert")
+@router.get("/alerts/{alert_id}", response_model=Alert, summary="One alert", dependencies=READ)
 async def get_alert(
     alert_id: str = Path(..., pattern=ALERT_ID),
     es: AsyncElasticsearch = Depends(get_es),
@@ -175,7 +178,8 @@ class AlertChanges:
         return Alert(**document)
 
 
-@router.post("/alerts/{alert_id}/ack", response_model=Alert, summary="Acknowledge an alert (idempotent)")
+@router.post("/alerts/{alert_id}/ack", response_model=Alert, summary="Acknowledge an alert (idempotent)",
+             dependencies=WRITE)
 async def acknowledge_alert(
     alert_id: str = Path(..., pattern=ALERT_ID),
     action: AlertAction | None = Body(None),
@@ -184,7 +188,7 @@ async def acknowledge_alert(
     return await changes.apply(alert_id, "acknowledged", action, acknowledged)
 
 
-@router.post("/alerts/{alert_id}/resolve", response_model=Alert, summary="Resolve an alert (idempotent)",
+@router.post("/alerts/{alert_id}/resolve", response_model=Alert, summary="Resolve an alert (idempotent)", dependencies=WRITE,
              description="Marks it resolved by a person: later detector updates keep it resolved.")
 async def resolve_alert(
     alert_id: str = Path(..., pattern=ALERT_ID),

@@ -8,12 +8,13 @@ from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from api.deps import get_app_settings, get_es
+from api.access import TRENDS_READ
+from api.deps import get_app_settings, get_es, require
 from api.queries import BadQuery, MentionFilter, bucket_starts, trend_body
 from api.routes.mentions import BRAND_ID
 from pipeline.settings import Settings
 
-router = APIRouter(tags=["brands"])
+router = APIRouter(tags=["brands"], dependencies=[Depends(require(TRENDS_READ))])
 
 
 class TrendBucket(BaseModel):

@@ -8,9 +8,13 @@ reason (nothing a sender handed over is dropped), and the answer is ``202`` with
 item, in order. The answer comes only after Kafka acknowledged every record: ``accepted`` means
 durable. With Kafka unreachable the whole request gets ``503`` and nothing is acknowledged.
 
-When ``EARSHOT_INGEST_SECRET`` is set, requests must carry ``X-Earshot-Signature: t=<unix s>,
-v1=<hex HMAC-SHA256 of "<t>." + body>`` (the scheme earshot's own webhooks use; see
-``pipeline.webhooks.verify``): 401 otherwise.
+A sender proves itself one of two ways (``api.auth.ingest_caller``): an API key with the
+``ingest:write`` scope (roles data and admin), or, when ``EARSHOT_INGEST_SECRET`` is set and no key
+is sent, ``X-Earshot-Signature: t=<unix s>,v1=<hex HMAC-SHA256 of "<t>." + body>`` (the scheme
+earshot's own webhooks use, compared in constant time; see ``pipeline.webhooks.verify``). Keys
+suit tools that also read the API; the signature suits vendors that sign webhooks and should
+hold no key. A key that is sent is judged on its own (a bad key is refused even with a good
+signature). Neither: 401.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, Field
+
+from api.audit import note_action
+from api.auth import Principal, ingest_caller
 
 from pipeline.deadletter import dead_letter, encode_dead_letter
 from pipeline.schema import Rejection, parse_mention
@@ -91,17 +98,20 @@ def _prepared(item: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 @router.post("/ingest", status_code=202, response_model=IngestResult,
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"example": EXAMPLE}}}})
-async def ingest(request: Request,
+async def ingest(request: Request, caller: Principal | None = Depends(ingest_caller),
                  signature: str | None = Header(None, alias=SIGNATURE_HEADER, include_in_schema=False)) -> IngestResult:
-    """Accept a batch of mentions from a push source; 202 with one result per item."""
+    """Accept a batch of mentions from a push source; 202 with one result per item.
+    Needs an API key with `ingest:write`, or no key and an `X-Earshot-Signature` of the body."""
     settings = request.app.state.settings
     body = await _body(request, settings.ingest_max_bytes)
-    secret = settings.ingest_secret.get_secret_value() if settings.ingest_secret else None
-    if secret:
+    if caller is None:  # no key sent, and EARSHOT_INGEST_SECRET is set: the signature is the credential
+        secret = settings.ingest_secret.get_secret_value()
         if not signature:
-            raise HTTPException(401, f"missing {SIGNATURE_HEADER} header (t=<unix s>,v1=<HMAC-SHA256 hex>)")
+            raise HTTPException(401, f"send an API key with ingest:write, or an {SIGNATURE_HEADER} header "
+                                "(t=<unix s>,v1=<HMAC-SHA256 hex>)", headers={"WWW-Authenticate": "Bearer"})
         if not verify(secret, signature, body, now=time.time()):
             raise HTTPException(401, f"{SIGNATURE_HEADER} does not sign this body (or is older than 5 minutes)")
+        request.state.principal = Principal("signature", "ingest signature", None, None, "signature")
     items = _items(body, settings.ingest_max_items)
     now = datetime.now(timezone.utc)
     records: list[tuple[str, bytes, bytes]] = []
@@ -130,4 +140,5 @@ async def ingest(request: Request,
         raise HTTPException(503, "the pipeline's queue is unavailable; nothing was accepted, retry shortly",
                             headers={"Retry-After": "5"}) from None
     accepted = sum(1 for r in results if r.status == "accepted")
+    note_action(request, accepted=accepted, rejected=len(results) - accepted)
     return IngestResult(accepted=accepted, rejected=len(results) - accepted, results=results)

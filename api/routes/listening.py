@@ -1,6 +1,6 @@
 """``/v1/queries``: the listening queries that tag the stream (CRUD) and preview them on the index.
 
-Admin routes (``EARSHOT_ADMIN_TOKEN`` bearer, as for webhooks). A query in the listening
+Reading needs the ``queries:read`` scope, changing ``queries:admin``. A query in the listening
 language that does not parse is refused with 422 and ``position`` / ``expected`` / ``got``.
 Workers pick up a change within ``EARSHOT_QUERIES_REFRESH_S`` seconds; mentions indexed before
 it keep their tags (re-tag history with the preview's query through search).
@@ -12,10 +12,12 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import get_app_settings, get_es, require_admin
+from api.access import QUERIES_ADMIN, QUERIES_READ
+from api.audit import note_action
+from api.deps import get_app_settings, get_es, require
 from api.syntax import SyntaxProblem
 from pipeline.listening.catalog import QUERY_ID, ListeningQuery, QueryKind
 from pipeline.listening.compile_es import to_es_query
@@ -23,7 +25,8 @@ from pipeline.listening.parser import MAX_QUERY_CHARS, QuerySyntaxError, parse
 from pipeline.query_store import MAX_QUERIES, ensure_queries_layout
 from pipeline.settings import Settings
 
-router = APIRouter(tags=["listening queries"], dependencies=[Depends(require_admin)])
+router = APIRouter(tags=["listening queries"])
+READ, ADMIN = [Depends(require(QUERIES_READ))], [Depends(require(QUERIES_ADMIN))]
 QueryId = Annotated[str, Path(pattern=QUERY_ID, description="Query id (lower-case slug).")]
 
 
@@ -74,7 +77,7 @@ async def _get(es: AsyncElasticsearch, settings: Settings, query_id: str) -> tup
                                                              "if_primary_term": found["_primary_term"]}
 
 
-@router.get("/queries", response_model=QueryList, summary="List listening queries")
+@router.get("/queries", response_model=QueryList, summary="List listening queries", dependencies=READ)
 async def list_queries(kind: QueryKind | None = Query(None), brand: str | None = Query(None, pattern=QUERY_ID),
                        es: AsyncElasticsearch = Depends(get_es),
                        settings: Settings = Depends(get_app_settings)) -> QueryList:
@@ -87,9 +90,11 @@ async def list_queries(kind: QueryKind | None = Query(None), brand: str | None =
     return QueryList(queries=[ListeningQuery.model_validate(h["_source"]) for h in response["hits"]["hits"]])
 
 
-@router.post("/queries", status_code=201, response_model=ListeningQuery, summary="Create a listening query")
-async def create_query(body: NewQuery, es: AsyncElasticsearch = Depends(get_es),
+@router.post("/queries", status_code=201, response_model=ListeningQuery, summary="Create a listening query",
+             dependencies=ADMIN)
+async def create_query(body: NewQuery, request: Request, es: AsyncElasticsearch = Depends(get_es),
                        settings: Settings = Depends(get_app_settings)) -> ListeningQuery:
+    note_action(request, query_id=body.id, query=body.query)
     _checked(body.query)
     now = datetime.now(timezone.utc)
     query = ListeningQuery(**body.model_dump(), created_at=now, updated_at=now, version=1)
@@ -102,15 +107,18 @@ async def create_query(body: NewQuery, es: AsyncElasticsearch = Depends(get_es),
     return query
 
 
-@router.get("/queries/{query_id}", response_model=ListeningQuery, summary="One listening query")
+@router.get("/queries/{query_id}", response_model=ListeningQuery, summary="One listening query", dependencies=READ)
 async def get_query(query_id: QueryId, es: AsyncElasticsearch = Depends(get_es),
                     settings: Settings = Depends(get_app_settings)) -> ListeningQuery:
     return (await _get(es, settings, query_id))[0]
 
 
-@router.put("/queries/{query_id}", response_model=ListeningQuery, summary="Change a listening query")
-async def change_query(query_id: QueryId, body: ChangedQuery, es: AsyncElasticsearch = Depends(get_es),
+@router.put("/queries/{query_id}", response_model=ListeningQuery, summary="Change a listening query",
+            dependencies=ADMIN)
+async def change_query(query_id: QueryId, body: ChangedQuery, request: Request,
+                       es: AsyncElasticsearch = Depends(get_es),
                        settings: Settings = Depends(get_app_settings)) -> ListeningQuery:
+    note_action(request, query=body.query, enabled=body.enabled)
     _checked(body.query)
     current, guard = await _get(es, settings, query_id)
     if body.version is not None and body.version != current.version:
@@ -126,7 +134,7 @@ async def change_query(query_id: QueryId, body: ChangedQuery, es: AsyncElasticse
     return changed
 
 
-@router.delete("/queries/{query_id}", status_code=204, summary="Delete a listening query")
+@router.delete("/queries/{query_id}", status_code=204, summary="Delete a listening query", dependencies=ADMIN)
 async def delete_query(query_id: QueryId, es: AsyncElasticsearch = Depends(get_es),
                        settings: Settings = Depends(get_app_settings)) -> Response:
     try:
@@ -137,7 +145,7 @@ async def delete_query(query_id: QueryId, es: AsyncElasticsearch = Depends(get_e
 
 
 @router.get("/queries/{query_id}/preview", response_model=Preview,
-            summary="What the query matches among indexed mentions (same answer as the stream)")
+            summary="What the query matches among indexed mentions (same answer as the stream)", dependencies=READ)
 async def preview_query(query_id: QueryId, size: int = Query(10, ge=0, le=100),
                         es: AsyncElasticsearch = Depends(get_es),
                         settings: Settings = Depends(get_app_settings)) -> Preview:

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api.cursor import decode_cursor, encode_cursor
-from api.deps import get_app_settings, get_es
+from api.access import MENTIONS_READ
+from api.deps import get_app_settings, get_es, require
 from api.queries import BadQuery, MentionFilter, search_body
 from api.syntax import SyntaxProblem
 from pipeline.listening.compile_es import to_es_query
@@ -18,7 +19,7 @@ from pipeline.listening.parser import MAX_QUERY_CHARS, QuerySyntaxError
 from pipeline.schema import EnrichedMention
 from pipeline.settings import Settings
 
-router = APIRouter(tags=["mentions"])
+router = APIRouter(tags=["mentions"], dependencies=[Depends(require(MENTIONS_READ))])
 
 BRAND_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 

@@ -1,8 +1,6 @@
 """Webhook registrations: where the worker POSTs alerts (``pipeline/webhook_delivery.py``).
 
-Admin routes. When ``EARSHOT_ADMIN_TOKEN`` is set they need ``Authorization: Bearer <token>``
-(401 without it, 403 with a wrong one); when it is unset they are open, which is meant for local
-development only: set the token anywhere the API is reachable by others.
+Routes for keys with the ``webhooks:admin`` scope (roles crisis and admin).
 
 The signing secret is returned once, in the answer to the registration; it is stored but never
 listed again. A new registration reaches the worker within its registry's cache time (seconds).
@@ -15,16 +13,18 @@ from datetime import datetime, timezone
 from typing import Annotated
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
-from fastapi import APIRouter, Depends, HTTPException, Path, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
-from api.deps import alerts_layout, get_app_settings, get_es, require_admin
+from api.access import WEBHOOKS_ADMIN
+from api.audit import note_action
+from api.deps import alerts_layout, get_app_settings, get_es, require
 from api.routes.mentions import BRAND_ID
 from pipeline.alerts import Severity
 from pipeline.settings import Settings
 from pipeline.webhooks import WebhookFormat
 
-router = APIRouter(tags=["webhooks"], dependencies=[Depends(require_admin)])
+router = APIRouter(tags=["webhooks"], dependencies=[Depends(require(WEBHOOKS_ADMIN))])
 WEBHOOK_ID = r"^[a-f0-9]{16}$"
 MAX_LISTED = 1000
 
@@ -64,6 +64,7 @@ class WebhookList(BaseModel):
              dependencies=[Depends(alerts_layout)])
 async def create_webhook(
     registration: WebhookRequest,
+    request: Request,
     es: AsyncElasticsearch = Depends(get_es),
     settings: Settings = Depends(get_app_settings),
 ) -> WebhookCreated:
@@ -75,6 +76,7 @@ async def create_webhook(
     # Refreshed: a rare admin write to a tiny index, and whoever registers a hook expects to list it at once
     await es.index(index=settings.webhooks_index, id=hook.id, document=hook.model_dump(mode="json"),
                    op_type="create", refresh=True)
+    note_action(request, webhook_id=hook.id, url=hook.url, brands=hook.brands)  # never the secret
     return hook
 
 

@@ -39,6 +39,10 @@ say "starting Kafka and Elasticsearch (first run downloads them from Maven Centr
 bash deploy/local/services.sh up
 
 "$BIN/earshot" setup
+# The API needs a key: a demo admin key, new each run (the previous demo key is revoked), kept owner-only.
+KEY_FILE=$EARSHOT_HOME/demo-admin-key
+(umask 077 && "$BIN/earshot" keys create --role admin --name demo --replace >"$KEY_FILE")
+KEY=$(cat "$KEY_FILE")
 say "starting the worker (log: $LOGS/worker.log)"
 "$BIN/earshot" worker >"$LOGS/worker.log" 2>&1 &
 PIDS+=($!)
@@ -62,11 +66,13 @@ done
 cat <<EOF
 
   earshot is running.
-    API docs        http://127.0.0.1:$API_PORT/docs
-    search          curl 'http://127.0.0.1:$API_PORT/v1/mentions/search?q=delayed&brand=united&sentiment=negative'
-    trend           curl 'http://127.0.0.1:$API_PORT/v1/brands/united/trend?interval=1m'
+    API docs        http://127.0.0.1:$API_PORT/docs   ("Authorize" with the key below)
+    demo admin key  $KEY
+                    (also in $KEY_FILE; more keys: .venv/bin/earshot keys create --role comms --name you)
+    search          curl -H "Authorization: Bearer $KEY" 'http://127.0.0.1:$API_PORT/v1/mentions/search?q=delayed&brand=united&sentiment=negative'
+    trend           curl -H "Authorization: Bearer $KEY" 'http://127.0.0.1:$API_PORT/v1/brands/united/trend?interval=1m'
     readiness       curl http://127.0.0.1:$API_PORT/readyz
-    spike alerts    curl -N http://127.0.0.1:$API_PORT/v1/alerts/stream   (brands alert after 72 h of history)
+    spike alerts    curl -N -H "Authorization: Bearer $KEY" http://127.0.0.1:$API_PORT/v1/alerts/stream   (brands alert after 72 h of history)
     logs            $LOGS/worker.log  $LOGS/spikes.log  $LOGS/api.log
   Replaying the demo corpus at $RATE mentions/s; Ctrl-C stops everything.
 

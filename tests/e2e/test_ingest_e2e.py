@@ -117,15 +117,16 @@ def dead_letters(settings, ours, timeout_s: float = 30) -> list[dict]:
     return found
 
 
-def test_seeded_and_new_listening_queries_tag_the_stream_and_changes_apply_without_restart(api, settings, worker):
-    listed = httpx.get(f"{api}/v1/queries", timeout=30).json()["queries"]
+def test_seeded_and_new_listening_queries_tag_the_stream_and_changes_apply_without_restart(api, settings, worker,
+                                                                                        admin_headers):
+    listed = httpx.get(f"{api}/v1/queries", timeout=30, headers=admin_headers).json()["queries"]
     seeded = {q["id"]: q for q in listed if q["seeded"]}
     assert {"united", "american"} <= set(seeded) and seeded["american"]["kind"] == "competitor"
     assert "@united" in seeded["united"]["query"]
 
     run = uuid.uuid4().hex[:8]
     qid = f"lost-bags-{run}"
-    created = httpx.post(f"{api}/v1/queries", timeout=30, json={
+    created = httpx.post(f"{api}/v1/queries", timeout=30, headers=admin_headers, json={
         "id": qid, "name": "Lost bags", "brand": "united", "query": f'(bag* OR luggage) AND "{run}" NOT lang:es'})
     assert created.status_code == 201, created.text
 
@@ -148,7 +149,7 @@ def test_seeded_and_new_listening_queries_tag_the_stream_and_changes_apply_witho
             time.sleep(2)
     assert tagged, "the new query never tagged a mention"
 
-    changed = httpx.put(f"{api}/v1/queries/{qid}", timeout=30, json={
+    changed = httpx.put(f"{api}/v1/queries/{qid}", timeout=30, headers=admin_headers, json={
         "name": "Lost bags", "brand": "united", "query": f'suitcase AND "{run}"', "version": 1})
     assert changed.status_code == 200 and changed.json()["version"] == 2
     time.sleep(settings.queries_refresh_s + 3)
@@ -158,12 +159,12 @@ def test_seeded_and_new_listening_queries_tag_the_stream_and_changes_apply_witho
 
     # The preview runs the compiled query on the index: the old wording's matches, not the new.
     httpx.post(f"{ES}/{settings.mentions_alias}/_refresh", timeout=30)
-    preview = httpx.get(f"{api}/v1/queries/{qid}/preview", timeout=30).json()
+    preview = httpx.get(f"{api}/v1/queries/{qid}/preview", timeout=30, headers=admin_headers).json()
     assert preview["total"] == 0 and preview["es_query"]
-    old = httpx.put(f"{api}/v1/queries/{qid}", timeout=30, json={
+    old = httpx.put(f"{api}/v1/queries/{qid}", timeout=30, headers=admin_headers, json={
         "name": "Lost bags", "query": f'luggage AND "{run}"', "version": 2})
     assert old.status_code == 200
-    preview = httpx.get(f"{api}/v1/queries/{qid}/preview", timeout=30).json()
+    preview = httpx.get(f"{api}/v1/queries/{qid}/preview", timeout=30, headers=admin_headers).json()
     assert preview["total"] == n + 1 and all(run in m["text"] for m in preview["mentions"])
 
 

@@ -29,7 +29,7 @@ import pytest
 from bench.harness import Worker
 from pipeline.settings import Settings
 from pipeline.webhooks import SIGNATURE_HEADER, verify
-from tests.conftest import isolated_env
+from tests.conftest import create_api_key, isolated_env
 from tests.e2e.test_pipeline_e2e import es_count, wait_for_count
 from tests.servers import Receiver, serve
 
@@ -84,12 +84,12 @@ def replay_file(env: dict[str, str], path: Path) -> None:
 class SSEListener(threading.Thread):
     """Reads ``/v1/alerts/stream`` and records each alert event with its arrival time."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, headers: dict[str, str]):
         super().__init__(daemon=True)
-        self.url, self.events, self.connected = url, queue.Queue(), threading.Event()
+        self.url, self.headers, self.events, self.connected = url, headers, queue.Queue(), threading.Event()
 
     def run(self):
-        with httpx.stream("GET", self.url, timeout=httpx.Timeout(10, read=None)) as response:
+        with httpx.stream("GET", self.url, headers=self.headers, timeout=httpx.Timeout(10, read=None)) as response:
             self.connected.set()
             data = None
             for line in response.iter_lines():
@@ -127,11 +127,13 @@ def test_a_burst_reaches_sse_and_webhook_within_a_minute_and_the_quiet_part_rais
     (tmp_path / "quiet.jsonl").write_text("".join(json.dumps(r) + "\n" for r in quiet))
     (tmp_path / "burst.jsonl").write_text("".join(json.dumps(r) + "\n" for r in angry))
     receiver = Receiver(204)
+    crisis = {"Authorization": f"Bearer {create_api_key(settings, 'crisis')}"}  # alerts and webhooks
     try:
         with serve(create_app(settings)) as api:
-            r = httpx.post(f"{api}/v1/webhooks", json={"url": receiver.url, "secret": SECRET, "brands": ["united"]})
+            r = httpx.post(f"{api}/v1/webhooks", headers=crisis,
+                           json={"url": receiver.url, "secret": SECRET, "brands": ["united"]})
             assert r.status_code == 201, r.text
-            listener = SSEListener(f"{api}/v1/alerts/stream?brand=united")
+            listener = SSEListener(f"{api}/v1/alerts/stream?brand=united", crisis)
             listener.start()
             assert listener.connected.wait(10)
 

@@ -66,9 +66,9 @@ def write_alerts(settings, docs, refresh=True):
 
 
 @pytest.fixture(scope="module")
-def client(settings):
+def client(settings, admin_headers):
     write_alerts(settings, [seeded(*s) for s in SEEDED])
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), headers=admin_headers) as c:
         yield c
 
 
@@ -237,12 +237,12 @@ def test_a_resolve_landing_between_the_sinks_read_and_its_write_is_kept(client, 
     assert client.get(f"/v1/alerts/{doc['id']}").json()["status"] == "resolved"
 
 
-def test_changes_are_stored_when_kafka_is_down(settings):
+def test_changes_are_stored_when_kafka_is_down(settings, admin_headers):
     doc = make_alert("epsilon")
     write_alerts(settings, [doc], refresh=False)
     offline = settings.model_copy(update={"kafka_bootstrap": "127.0.0.1:9"})  # nothing listens there
     started = time.monotonic()
-    with TestClient(create_app(offline)) as c:
+    with TestClient(create_app(offline), headers=admin_headers) as c:
         r = c.post(f"/v1/alerts/{doc['id']}/ack", json={"by": "ana"})
         assert r.status_code == 200 and r.json()["acknowledged_by"] == "ana"
         assert c.get(f"/v1/alerts/{doc['id']}").json()["version"] == 2
@@ -275,13 +275,13 @@ class Publisher(threading.Thread):
         asyncio.run(go())
 
 
-def test_sse_delivers_published_alerts_that_pass_the_filters_and_forgets_closed_clients(settings, monkeypatch):
+def test_sse_delivers_published_alerts_that_pass_the_filters_and_forgets_closed_clients(settings, api_keys, monkeypatch):
     monkeypatch.setattr(alert_routes, "KEEPALIVE_S", 0.3)
     app = create_app(settings)
     wanted = make_alert("zeta", severity="high", version=7)
     too_low = make_alert("zeta", signal="negative", severity="low")
     other_brand = make_alert("eta", severity="critical")
-    with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
+    with serve(app) as base, httpx.Client(base_url=base, timeout=10, headers={"X-API-Key": api_keys["comms"]}) as http:
         feed = app.state.alert_feed
         publisher = Publisher(settings, [too_low, other_brand, wanted])
         events, comments = [], []
@@ -348,7 +348,7 @@ def test_the_feed_skips_records_that_are_not_alerts(settings):
     assert sub.queue.qsize() == 1 and sub.queue.get_nowait()["brand"] == "pi"
 
 
-# -- webhooks: registration, admin token, delivery -------------------------------------------------
+# -- webhooks: registration, scopes, delivery ------------------------------------------------------
 
 @pytest.fixture
 def receivers():
@@ -475,14 +475,16 @@ def test_bad_registrations_get_a_422_with_the_field(client, body, words):
     assert r.status_code == 422 and words in r.json()["error"]
 
 
-def test_with_an_admin_token_webhook_routes_need_it(settings):
-    with TestClient(create_app(settings.model_copy(update={"admin_token": "admin-token-123"}))) as c:
+def test_webhook_routes_need_the_webhooks_admin_scope(settings, api_keys):
+    with TestClient(create_app(settings)) as c:
         body = {"url": "https://example.com/admin"}
         missing = c.post("/v1/webhooks", json=body)
         assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
         assert c.get("/v1/webhooks").status_code == 401
-        assert c.post("/v1/webhooks", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 403
-        assert c.post("/v1/webhooks", json=body, headers={"Authorization": "Basic admin-token-123"}).status_code == 401
-        ok = c.post("/v1/webhooks", json=body, headers={"Authorization": "Bearer admin-token-123"})
+        assert c.post("/v1/webhooks", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        comms = {"Authorization": f"Bearer {api_keys['comms']}"}
+        assert c.post("/v1/webhooks", json=body, headers=comms).status_code == 403
+        assert c.post("/v1/webhooks", json=body, headers={"Authorization": f"Basic {api_keys['crisis']}"}).status_code == 401
+        ok = c.post("/v1/webhooks", json=body, headers={"Authorization": f"Bearer {api_keys['crisis']}"})
         assert ok.status_code == 201 and ok.json()["secret"]
-        assert c.get("/v1/alerts").status_code == 200  # reading alerts is not an admin route
+        assert c.get("/v1/alerts", headers=comms).status_code == 200  # comms reads alerts, cannot hook them

@@ -37,7 +37,7 @@ def counted(m: EnrichedMention) -> bool:
 
 
 @pytest.fixture(scope="module")
-def client(settings):
+def client(settings, admin_headers):
     async def load():
         es = make_es_client(settings)
         try:
@@ -49,7 +49,7 @@ def client(settings):
             await es.close()
 
     asyncio.run(load())
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), headers=admin_headers) as c:
         yield c
 
 

@@ -24,8 +24,8 @@ ITEM = st.fixed_dictionaries({}, optional={"id": VALUE | st.text(min_size=1, max
 
 
 @pytest.fixture(scope="module")
-def client(settings):
-    with TestClient(create_app(settings)) as c:
+def client(settings, api_keys):
+    with TestClient(create_app(settings), headers={"X-API-Key": api_keys["data"]}) as c:
         yield c
 
 

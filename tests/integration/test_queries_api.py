@@ -1,4 +1,4 @@
-"""``/v1/queries`` against real Elasticsearch: CRUD, positioned syntax errors, version guards, admin token."""
+"""``/v1/queries`` against real Elasticsearch: CRUD, positioned syntax errors, version guards, scopes."""
 
 from __future__ import annotations
 
@@ -6,13 +6,20 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from tests.conftest import create_api_key
 
 pytestmark = pytest.mark.services
 
 
 @pytest.fixture(scope="module")
-def client(settings):
-    with TestClient(create_app(settings.model_copy(update={"index_prefix": settings.index_prefix + "-q"}))) as c:
+def q_settings(settings):
+    return settings.model_copy(update={"index_prefix": settings.index_prefix + "-q"})
+
+
+@pytest.fixture(scope="module")
+def client(q_settings):
+    admin = create_api_key(q_settings, "admin")
+    with TestClient(create_app(q_settings), headers={"Authorization": f"Bearer {admin}"}) as c:
         yield c
 
 
@@ -57,9 +64,12 @@ def test_bad_ids_and_unknown_fields_are_422(client):
     assert client.get("/v1/queries/Bad%20Id").status_code == 422
 
 
-def test_admin_token_guards_the_routes(settings):
-    locked = settings.model_copy(update={"index_prefix": settings.index_prefix + "-q", "admin_token": "s3cret-token"})
-    with TestClient(create_app(locked)) as c:
+def test_reading_needs_queries_read_and_changing_queries_admin(q_settings):
+    comms, care = create_api_key(q_settings, "comms"), create_api_key(q_settings, "care")
+    with TestClient(create_app(q_settings)) as c:
         assert c.get("/v1/queries").status_code == 401
-        assert c.get("/v1/queries", headers={"Authorization": "Bearer nope"}).status_code == 403
-        assert c.get("/v1/queries", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+        assert c.get("/v1/queries", headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert c.get("/v1/queries", headers={"X-API-Key": care}).status_code == 403
+        assert c.get("/v1/queries", headers={"X-API-Key": comms}).status_code == 200
+        body = {"id": "comms-try", "name": "x", "query": "a"}
+        assert c.post("/v1/queries", json=body, headers={"X-API-Key": comms}).status_code == 403
