@@ -7,10 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up down status reset run worker spikes api replay test test-unit bench-pipeline bench-connectors bench-faults bench-models models eval-models eval-spikes lock clean
+.PHONY: help venv up down status reset run worker spikes api replay test test-unit bench-pipeline bench-connectors bench-faults bench-scale bench-models models eval-models eval-spikes lock clean
 
 help:
-	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker spikes api replay test-unit bench-pipeline bench-connectors bench-faults bench-models models eval-models eval-spikes lock"
+	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker spikes api replay test-unit bench-pipeline bench-connectors bench-faults bench-scale bench-models models eval-models eval-spikes lock"
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ bench-connectors: venv
 # -> bench/results/faults.json. About 10 minutes; the development services are left alone.
 bench-faults: venv
 	$(BIN)/python -m bench.faults $(ARGS)
+
+# End-to-end mentions/s with 1 and 2 workers (one inference thread each) -> bench/results/scale.json
+bench-scale: venv
+	$(BIN)/python -m bench.scale $(ARGS)
 
 bench-models: venv
 	$(BIN)/python -m bench.models $(ARGS)

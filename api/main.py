@@ -32,6 +32,9 @@ from api.syntax import SyntaxProblem, syntax_response
 from api.queries import BadQuery
 from api.routes import audit as audit_routes
 from api.routes import alerts, brands, erasure, health, ingest, listening, mentions, webhooks
+from api.routes.dashboard import install_dashboard
+from api.routes import competitors, ir, market, reputation
+from api.routes import feed, triage
 from pipeline.alert_sink import AlertBusy, ensure_alerts_layout
 from pipeline.settings import Settings, get_settings
 from pipeline.sink import make_es_client
@@ -97,6 +100,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(listening.router, prefix="/v1")
     app.include_router(erasure.router, prefix="/v1")
     app.include_router(audit_routes.router, prefix="/v1")
+    app.include_router(triage.router, prefix="/v1")
+    app.include_router(feed.router, prefix="/v1")
+    for analytics in (reputation, competitors, market, ir):  # comms, competitor, market-intel and IR views
+        app.include_router(analytics.router, prefix="/v1")
+    install_dashboard(app)  # the web page at /, its assets under /static/
     # Outermost last: security headers on every answer (CORS and audit ones too), then CORS, the audit,
     # and the body limit (a 413 is audited).
     app.add_middleware(BodyLimitMiddleware, settings=settings)

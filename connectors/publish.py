@@ -44,7 +44,7 @@ def ensure_topics(settings: Settings) -> None:
         existing = set(admin.list_topics())
         wanted = [settings.topic_raw, settings.topic_enriched, settings.topic_dlq, settings.topic_by_brand,
                   settings.topic_alerts, settings.topic_webhooks_dlq]
-        missing = [NewTopic(t, settings.topic_partitions, 1) for t in wanted if t not in existing]
+        missing = [NewTopic(t, settings.topic_partitions, settings.topic_replication) for t in wanted if t not in existing]
         if missing:
             try:
                 admin.create_topics(missing)

@@ -35,6 +35,7 @@ from pipeline.noise import EchoCount, NoiseControl
 from pipeline.query_store import load_queries, seed_from_brands
 from pipeline.query_tagger import QueryTagger
 from pipeline.retry import retry_until_done
+from pipeline.rollup import hour_of, hours_between, hours_of_mentions, rollup_hours
 from pipeline.schema import Deletion, EnrichedMention, Mention, Rejection, parse_mention
 from pipeline.settings import get_settings
 from pipeline.sink import MentionSink, RefusedDocument, ensure_mentions_layout, make_es_client
@@ -169,6 +170,27 @@ if settings.retention_days:
             await es.close()
 
 
+# UTC hours whose mentions changed since the last rollup (pipeline/rollup.py recomputes them whole).
+dirty_hours: set[datetime] = set()
+
+
+@app.timer(settings.rollup_interval_s)
+async def roll_up_dirty_hours() -> None:
+    """Recompute the hourly rollup of the hours this worker indexed into (idempotent: from the index)."""
+    if not dirty_hours:
+        return
+    hours = set(dirty_hours)
+    dirty_hours.clear()
+    es = make_es_client(settings)
+    try:
+        await rollup_hours(es, settings, hours)
+    except Exception as exc:  # noqa: BLE001 - ES busy or down: roll them up at the next tick
+        dirty_hours.update(hours)
+        log.warning("rollup of %d hours failed, will retry: %r", len(hours), exc)
+    finally:
+        await es.close()
+
+
 @app.agent(raw_topic)
 async def validate_and_enrich(stream):
     """Validate raw mentions, enrich the good ones in batches, dead-letter the bad ones."""
@@ -248,6 +270,9 @@ async def index_mentions(stream):
     """Bulk-index enriched mentions; offsets are acked only after the bulk succeeded."""
     es = make_es_client(settings)
     await wait_for_layout(es, settings)
+    # Hours indexed just before a crash may not have been rolled up: recompute the recent ones.
+    now = _now()
+    dirty_hours.update(hours_between(now - timedelta(hours=settings.rollup_startup_h), now))
     sink = MentionSink(es, settings)
     try:
         async for events in stream.take_events(settings.index_batch_size, within=settings.index_batch_window_s):
@@ -315,7 +340,9 @@ async def index_batch(sink, events: list[Any]) -> None:
     )
     if echoes:
         await sink.set_echoes([(c.id, c.created_at, c.echoes) for c in echoes.values() if c.id not in deleted])
+    dirty_hours.update(hour_of(created_at) for _, created_at in batch)
     if deleted:
+        dirty_hours.update(await hours_of_mentions(sink.es, settings, deleted))
         removed = await sink.delete(deleted)
         log.info("deletion notices: %d ids, %d documents removed", len(deleted), removed)
     if letters:

@@ -10,6 +10,7 @@
     earshot classify --in F --out F     enrich JSONL texts with the models and routing ('-' = stdin/stdout)
     earshot detect --in F --out F       spike incidents of a timestamp,value CSV ('-' = stdin/stdout)
     earshot retention [--dry-run]       drop monthly indices older than EARSHOT_RETENTION_DAYS
+    earshot rollup --from T [--to T]    recompute the hourly per-brand rollup of those hours (backfill, repair)
     earshot erase --mention ID | --author PLATFORM:HANDLE
                                         erase a mention or an author's data everywhere (prints counts)
     earshot keys create --role R --name N [--rate-per-minute K] [--replace]
@@ -227,6 +228,31 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollup(args: argparse.Namespace) -> int:
+    from pipeline.rollup import ensure_rollup_layout, hours_between, rollup_hours
+    from pipeline.sink import make_es_client
+
+    settings = get_settings()
+    until = args.until or datetime.now(timezone.utc)
+    hours = hours_between(args.since, until)
+    if not hours:
+        print("earshot rollup: --from must be before --to", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        es = make_es_client(settings)
+        try:
+            await ensure_rollup_layout(es, settings)
+            return await rollup_hours(es, settings, hours)
+        finally:
+            await es.close()
+
+    written = asyncio.run(run())
+    print(f"rolled up {len(hours)} hours ({hours[0]:%Y-%m-%dT%H:%M}Z to {hours[-1]:%Y-%m-%dT%H:%M}Z): "
+          f"{written} documents written to {settings.rollup_index}")
+    return 0
+
+
 def cmd_erase(args: argparse.Namespace) -> int:
     import json
 
@@ -376,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--author", default=None, help="PLATFORM:HANDLE, e.g. bluesky:alice.bsky.social")
     erase.add_argument("--no-kafka", action="store_true", help="skip the deletion notices to mentions.raw")
     erase.set_defaults(func=cmd_erase)
+    rollup = sub.add_parser("rollup", help="recompute the hourly per-brand rollup over a time range")
+    rollup.add_argument("--from", dest="since", type=parse_start, required=True, help="ISO time, or relative as --from=-7d")
+    rollup.add_argument("--to", dest="until", type=parse_start, default=None, help="ISO time, or relative as --to=-1h (default: now)")
+    rollup.set_defaults(func=cmd_rollup)
     _add_keys_parser(sub)
     return parser
 

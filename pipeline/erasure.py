@@ -1,7 +1,8 @@
 """Right to erasure: remove one mention, or everything by one author, from everywhere we hold it.
 
 Everywhere means: every monthly mention index; the example posts alerts embed (text, author
-handle: stripped, the incident stays); and the worker's near-duplicate memory, via a deletion
+handle: stripped, the incident stays); the triage state of each erased mention (``<prefix>-triage``,
+whose history may quote the post); and the worker's near-duplicate memory, via a deletion
 notice (``{"op": "delete"}``, the same record a connector sends when a platform deletes a post)
 keyed by the mention id on ``mentions.raw``. The notice also follows the post through
 ``mentions.enriched`` to the index, so a worker re-reading older offsets deletes it again.
@@ -129,6 +130,7 @@ class ErasureReport:
     alerts_changed: int = 0
     alert_examples_removed: int = 0
     deletion_notices: int = 0
+    triage_deleted: int = 0  # triage states (people's notes on the post) removed
     mention_ids: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -179,6 +181,26 @@ async def delete_mentions(es: AsyncElasticsearch, settings: Settings, hits: list
         await es.indices.refresh(index=settings.mentions_index_pattern, allow_no_indices=True, ignore_unavailable=True)
     if failed:
         raise ErasureIncomplete(f"{len(failed)} deletions failed ({'; '.join(failed[:5])}); run the erasure again")
+    return deleted
+
+
+async def delete_triage(es: AsyncElasticsearch, settings: Settings, mention_ids: list[str]) -> int:
+    """Delete the triage documents (``_id`` = mention id) of ``mention_ids``; how many existed.
+    Raises ``ErasureIncomplete``."""
+    if not mention_ids or not await es.indices.exists(index=settings.triage_index):
+        return 0
+    deleted, failed = 0, []
+    for start in range(0, len(mention_ids), PAGE):
+        response = await es.bulk(operations=delete_actions(
+            (settings.triage_index, mention_id) for mention_id in mention_ids[start:start + PAGE]))
+        for item in response["items"]:
+            status = int(item["delete"].get("status", 500))
+            if status < 300:
+                deleted += 1
+            elif status != 404:  # 404: nobody triaged that mention
+                failed.append(f"{item['delete'].get('_id')}: {status}")
+    if failed:
+        raise ErasureIncomplete(f"{len(failed)} triage deletions failed ({'; '.join(failed[:5])}); run the erasure again")
     return deleted
 
 
@@ -255,6 +277,8 @@ async def erase(es: AsyncElasticsearch, settings: Settings, target: ErasureTarge
         report.deletion_notices = len(records)
     report.mentions_deleted = await delete_mentions(es, settings, [(index, doc_id) for index, doc_id, _ in hits])
     report.mention_ids = ids
+    report.triage_deleted = await delete_triage(
+        es, settings, sorted(set(ids) | ({target.mention_id} if target.mention_id else set())))
     report.alerts_changed, report.alert_examples_removed = await strip_alerts(
         es, settings, alert_query(target, set(ids)), erased_example(target, set(ids)))
     log.info("erasure of %s: %s", report.target, json.dumps(report.counts()))

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="host:port[,host:port...]")
     topic_prefix: str = Field("", description="Prepended to every topic name (test isolation).")
     topic_partitions: int = Field(4, ge=1, description="Partitions for topics earshot creates.")
+    topic_replication: int = Field(
+        1, ge=1, description="Replicas of topics earshot and Faust create (3 on a cluster; 1 for one local broker)."
+    )
     app_id: str = Field("earshot", description="Faust app id = Kafka consumer group prefix.")
     max_message_bytes: int = Field(1_000_000, description="Largest record a connector sends (Kafka's default limit).")
     kafka_session_timeout_s: float = Field(
@@ -120,6 +123,12 @@ class Settings(BaseSettings):
     # Listening queries
     queries_refresh_s: float = Field(5.0, gt=0, description="How often workers look for changed queries, s.")
 
+    # Hourly rollup (pipeline/rollup.py): per-brand counts that trends and share of voice read
+    rollup_interval_s: float = Field(10.0, gt=0, description="How often a worker rolls up the hours it indexed, s.")
+    rollup_startup_h: float = Field(
+        3.0, ge=0, description="Hours (up to now) a worker rolls up again at start, for a crash between index and rollup."
+    )
+
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -137,6 +146,13 @@ class Settings(BaseSettings):
     audit_queue_size: int = Field(10_000, ge=1, description="Audit entries waiting for ES; more are dropped (counted).")
     audit_batch_size: int = Field(500, ge=1, description="Audit entries per bulk request.")
     audit_flush_s: float = Field(1.0, gt=0, description="Longest wait before queued audit entries are written, s.")
+
+    # Triage (api/routes/triage.py) and the data feed (api/routes/feed.py)
+    triage_sla_s: float = Field(3600.0, gt=0, description="A routed mention should be answered or resolved "
+                                "within this, s (the SLA of GET /v1/triage/{team}/kpis).")
+    triage_sla_by_team: dict[str, float] = Field({}, description='Per-team SLA, s, JSON, e.g. {"sales": 14400}.')
+    feed_page_size: int = Field(1000, ge=1, le=10_000, description="Mentions per ES page of GET /v1/feed: "
+                                "bounds the memory of one stream.")
 
     # Observability (pipeline/logs.py, pipeline/metrics.py)
     log_format: Literal["json", "text"] = Field(
@@ -201,6 +217,11 @@ class Settings(BaseSettings):
         return f"{self.index_prefix}-audit"
 
     @property
+    def triage_index(self) -> str:
+        """Triage state, one document per mention id (``pipeline/triage.py``)."""
+        return f"{self.index_prefix}-triage"
+
+    @property
     def mentions_alias(self) -> str:
         """Read alias over all time-partitioned mention indices."""
         return f"{self.index_prefix}-mentions"
@@ -212,6 +233,11 @@ class Settings(BaseSettings):
     @property
     def mentions_template(self) -> str:
         return f"{self.index_prefix}-mentions-template"
+
+    @property
+    def rollup_index(self) -> str:
+        """Hourly per-brand counts (``pipeline/rollup.py``), one document per (brand, hour)."""
+        return f"{self.index_prefix}-rollup-hourly"
 
 
 @lru_cache(maxsize=1)

@@ -24,6 +24,7 @@ from pipeline.index import bulk_action, is_retryable, mention_index_name, mentio
 from pipeline.logs import record_context
 from pipeline.metrics import ES_BULK_FAILURES, ES_BULK_SECONDS
 from pipeline.retry import backoff_delay
+from pipeline.rollup import ensure_rollup_layout
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ async def ensure_mentions_layout(es: AsyncElasticsearch, settings: Settings) -> 
                                     ignore_unavailable=True)
     if existing:
         await es.indices.put_mapping(index=settings.mentions_index_pattern, properties=body["template"]["mappings"]["properties"])
+    await ensure_rollup_layout(es, settings)  # hourly per-brand counts, recomputed from these indices
 
 
 class MentionSink:

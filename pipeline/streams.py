@@ -30,13 +30,18 @@ log = logging.getLogger("earshot.worker")
 def make_app(app_id: str, settings: Settings, web_port: int) -> faust.App:
     """A Faust app with earshot's delivery settings, logging in ``settings.log_format`` and
     serving Prometheus metrics at ``/metrics`` on its web port."""
+    datadir = settings.home / "faust" / app_id
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         autodiscover=False,
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication,
+        # Faust's local state folder (table snapshots, leader files) under earshot's state folder,
+        # not in whatever the working directory is.
+        datadir=str(datadir).replace("{", "{{").replace("}", "}}"),  # Faust format()s it
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,  # seconds: small window of re-processing after a crash
         broker_session_timeout=settings.kafka_session_timeout_s,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from elasticsearch import AsyncElasticsearch
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from api.access import TRENDS_READ
+from api.analytics.reader import read_counts
+from api.analytics.series import Source, check_buckets, default_range, plan_reads
 from api.deps import get_app_settings, get_es, require
-from api.queries import BadQuery, MentionFilter, bucket_starts, trend_body
+from api.queries import MentionFilter, bucket_starts, trend_body
 from api.routes.mentions import BRAND_ID
+from api.routes.reputation import SOURCE_DESCRIPTION, SOURCE_HEADER
 from pipeline.settings import Settings
 
 router = APIRouter(tags=["brands"], dependencies=[Depends(require(TRENDS_READ))])
@@ -44,18 +47,27 @@ class Trend(BaseModel):
     summary="Mention volume per interval by sentiment",
 )
 async def brand_trend(
+    answer: Response,
     brand: str = Path(..., pattern=BRAND_ID, description="Brand id from brands.yaml"),
     since: datetime | None = Query(None, alias="from", description="Default: 24 h before 'to'"),
-    until: datetime | None = Query(None, alias="to", description="Default: now"),
+    until: datetime | None = Query(None, alias="to", description="Default: now (rounded up to the hour for an "
+                                   "interval of whole hours)"),
     interval: str = Query("1h", description="Bucket width: <n>m, <n>h or <n>d"),
     include_spam: bool = Query(False, description="Count mentions scored as spam (left out by default)."),
+    source: Source = Query("auto", description=SOURCE_DESCRIPTION),
     es: AsyncElasticsearch = Depends(get_es),
     settings: Settings = Depends(get_app_settings),
 ) -> Trend:
-    until = _aware(until) if until else datetime.now(timezone.utc)
-    since = _aware(since) if since else until - timedelta(hours=24)
-    if until <= since:
-        raise BadQuery("'from' must be before 'to'")
+    since, until = default_range(since, until, interval, datetime.now(timezone.utc))
+    if plan_reads(since, until, interval, include_spam, source, datetime.now(timezone.utc)).rollup:
+        check_buckets(since, until, interval)
+        series, used = await read_counts(es, settings, [brand], since, until, interval, include_spam, source)
+        answer.headers[SOURCE_HEADER] = used
+        rolled = [TrendBucket(start=start, total=c[brand].volume, voices=c[brand].voices, **c[brand].sentiment)
+                  for start, c in sorted(series.items())]
+        return Trend(brand=brand, interval=interval, since=since, until=until,
+                     total=sum(b.total for b in rolled), buckets=rolled)
+    answer.headers[SOURCE_HEADER] = "raw"
     max_spam = None if include_spam else settings.spam_threshold
     body = trend_body(MentionFilter(brand=brand, since=since, until=until, max_spam=max_spam), interval, since, until)
     response = await es.search(index=settings.mentions_alias, ignore_unavailable=True, allow_no_indices=True, **body)
@@ -78,7 +90,3 @@ async def brand_trend(
         )
     return Trend(brand=brand, interval=interval, since=since, until=until,
                  total=sum(b.total for b in buckets), buckets=buckets)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

@@ -66,6 +66,7 @@ done
 cat <<EOF
 
   earshot is running.
+    dashboard       http://127.0.0.1:$API_PORT/?range=1h#key=$KEY   (the key is in the fragment: never sent to the server)
     API docs        http://127.0.0.1:$API_PORT/docs   ("Authorize" with the key below)
     demo admin key  $KEY
                     (also in $KEY_FILE; more keys: .venv/bin/earshot keys create --role comms --name you)

@@ -30,7 +30,7 @@ OPEN = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 HOSTILE = ['"}}, {"match_all": {}}', "*:*", '{"script": {"source": "x"}}', '" OR 1=1 --', "\\", "text:* OR *"]
 # Path parameters that match nothing, and requests that stop at validation after the auth check.
 PATH_VALUES = {"alert_id": "nonexistent", "webhook_id": "0000000000000000", "query_id": "no-such-query",
-               "brand": "united", "mention_id": "accesstest:nonexistent"}
+               "brand": "united", "mention_id": "accesstest:nonexistent", "team": "customer_care"}
 QUERY = {"/v1/alerts/stream": {"min_severity": "huge"}}  # a 422, not an endless stream
 BODY = {"/v1/ingest": b"{}", "/v1/alerts/{alert_id}/ack": b"{}", "/v1/alerts/{alert_id}/resolve": b"{}"}
 
