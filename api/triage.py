@@ -24,7 +24,7 @@ from pipeline.settings import Settings
 from pipeline.triage import (QUEUE_SORT, TRIAGE_MAPPINGS, Action, KpiCounts, KpiWindows, TriageRefused, apply,
                              kpi_aggregations, kpis, team_mentions_query, team_triage_query, untouched)
 
-CONFLICT_RETRIES = 3  # re-reads of a triage document changed under us before answering 409
+CONFLICT_RETRIES = 5  # tries of a read-modify-write on one triage document before answering 409
 QUEUE_SCAN_MAX = 5000  # candidate mentions one queue request looks at (bounds its cost)
 QUEUE_FIELDS = ["id", "source", "url", "text", "author", "lang", "created_at", "sentiment", "purposes", "priority",
                 "teams", "brands", "spam", "duplicate_of"]

@@ -584,6 +584,7 @@ def poison_drill(stack: DrillStack, workdir: Path, n_bad: int = 500, n_good: int
     crew = Crew(env, workdir / "poison")
     mentions = Index(stack.es_url, settings.mentions_alias)
     crew.start()
+    api = None
     try:
         producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", max_request_size=4 * 1024 * 1024)
         dlq_before = count_topic(stack.bootstrap, settings.topic_dlq)
@@ -603,10 +604,25 @@ def poison_drill(stack: DrillStack, workdir: Path, n_bad: int = 500, n_good: int
         crew.check()
         dead = count_topic(stack.bootstrap, settings.topic_dlq) - dlq_before
         stored = {d["id"]: d["text"] for d in mentions.sources({"prefix": {"id": "hostile-"}}, size=n_good * 2)}
+        # What the API hands back for them: JSON (never HTML), highlights HTML-escaped.
+        admin = f"drill-admin-{uuid.uuid4().hex}"
+        api = ApiProcess({**env, "EARSHOT_BOOTSTRAP_ADMIN_KEY": admin}, workdir / "poison" / "api.log")
+        answer = httpx.get(f"{api.url}/v1/mentions/search", params={"q": "script alert"},
+                           headers={"Authorization": f"Bearer {admin}"}, timeout=30)
+        hits = answer.json().get("items") or answer.json().get("hits") or []
+        # Only our <mark> tags may be markup; the post's own "<script>" must arrive as &lt;script&gt;.
+        highlights = [(h.get("highlight") or "").replace("<mark>", "").replace("</mark>", "") for h in hits]
+        served = {"status": answer.status_code, "content_type": answer.headers.get("content-type", ""),
+                  "nosniff": answer.headers.get("x-content-type-options") == "nosniff",
+                  "hits": len(hits), "texts_verbatim": all(h["text"] == stored.get(h["id"]) for h in hits),
+                  "highlights_escaped": bool(highlights) and all("<" not in x for x in highlights)
+                  and any("&lt;script&gt;" in x for x in highlights)}
     finally:
+        if api is not None:
+            api.stop()
         crew.stop()
     verbatim = sum(stored.get(m["id"]) == m["text"] for m in good)
-    return {"produced_bad": n_bad, "dead_lettered": dead, "produced_good": n_good, "indexed_good": len(stored),
+    return {"api": served, "produced_bad": n_bad, "dead_lettered": dead, "produced_good": n_good, "indexed_good": len(stored),
             "stored_verbatim": verbatim, "worker_alive_throughout": crew.unplanned == 0,
             "unplanned_worker_crashes": crew.unplanned}
 

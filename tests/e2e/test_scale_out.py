@@ -50,6 +50,17 @@ def wait_for_split(workers: list[Worker], topic: str, partitions: int, timeout_s
         time.sleep(2)
 
 
+def diagnose(worker: Worker) -> str:
+    """The worker's own counters, for a failure message."""
+    port = worker.env["EARSHOT_WORKER_WEB_PORT" if worker.command == "worker" else "EARSHOT_SPIKES_WEB_PORT"]
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    except httpx.HTTPError as exc:
+        return repr(exc)
+    return "\n".join(line for line in text.splitlines()
+                     if line.startswith(("earshot_consumer_lag", "earshot_mentions_in", "earshot_mentions_out")))
+
+
 def partition_of(bootstrap: str, topic: str, key: bytes) -> int:
     """The partition holding records keyed ``key`` (read back from the topic)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
@@ -96,8 +107,10 @@ def test_survivors_take_over_partitions_and_tables_after_kill_9(test_env, tmp_pa
         assert united not in assigned(survivor, settings.topic_by_brand)
         assert alerts.count() <= 0, "the quiet history raised an alert"
 
-        holder.stop(signal.SIGKILL)  # the watcher holding @united's minutes and baselines
-        wait_for_split([survivor], settings.topic_by_brand, settings.topic_partitions)
+        import os
+        if not os.environ.get("SCALE_NO_KILL"):
+            holder.stop(signal.SIGKILL)  # the watcher holding @united's minutes and baselines
+            wait_for_split([survivor], settings.topic_by_brand, settings.topic_partitions)
 
         replay_file(env, tmp_path / "tail.jsonl")
         target = len(history) + len(tail) // 3
@@ -115,8 +128,8 @@ def test_survivors_take_over_partitions_and_tables_after_kill_9(test_env, tmp_pa
             time.sleep(1)
         alert_deadline = time.monotonic() + 120
         while not alerts.sources({"term": {"brand": "united"}}):
-            assert time.monotonic() < alert_deadline and survivor.alive(), \
-                f"no alert for the burst after the takeover:\n{survivor.tail()}"
+            assert time.monotonic() < alert_deadline and (survivor.alive() or os.environ.get("SCALE_NO_KILL")), \
+                f"no alert for the burst after the takeover:\n{diagnose(survivor)}\n{survivor.tail()}"
             time.sleep(1)
         time.sleep(5)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -140,7 +141,8 @@ def test_conflicts_unknown_mentions_and_bad_requests(care):
     assert care.get("/v1/triage/Bad Team!/queue").status_code == 422
 
 
-def test_concurrent_writers_both_land_through_the_conditional_write(settings):
+def test_concurrent_writers_all_land_through_the_conditional_write(care, settings):
+    """Four writers at once: each loses at most three races, within ``CONFLICT_RETRIES`` (5)."""
     async def race():
         es = make_es_client(settings)
         try:
@@ -241,3 +243,20 @@ def test_erasure_removes_the_triage_state_too(care, settings):
     report, still_there = asyncio.run(erase_q8())
     assert report.mentions_deleted == 1 and report.triage_deleted == 1 and not still_there
     assert care.post("/v1/triage/mentions/triagetest:q8/assign", json={"assignee": "ana"}).status_code == 404
+
+
+def test_each_action_is_audited_with_what_it_changed(care, api_keys):
+    assert care.post("/v1/triage/mentions/triagetest:k12/assign", json={"assignee": "audited"}).status_code == 200
+    key_id = api_keys["care"].split("_")[1]
+    deadline = time.monotonic() + 20
+    while True:
+        entries = care.get("/v1/audit", params={"key_id": key_id, "method": "POST", "size": 100},
+                           headers=bearer(api_keys["admin"])).json()["entries"]
+        mine = [e for e in entries if (e.get("action") or {}).get("assignee") == "audited"]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    [entry] = mine
+    assert entry["route"] == "/v1/triage/mentions/{mention_id}/assign" and entry["key_name"] == "test-care"
+    assert entry["action"]["mention_id"] == "triagetest:k12" and entry["action"]["triage_action"] == "assign"
+    assert entry["action"]["status"] == "assigned" and entry["action"]["changed"] is True
