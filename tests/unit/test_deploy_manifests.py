@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import os
+
 import json
 import re
 import shlex
@@ -21,6 +23,18 @@ import pytest
 import yaml
 
 from pipeline.settings import Settings
+
+
+def pristine_settings(**fields) -> Settings:
+    """Settings from defaults (plus ``fields``) only: not from this process's EARSHOT_* variables,
+    which other tests in the session set (topic and index prefixes)."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("EARSHOT_")}
+    for key in saved:
+        del os.environ[key]
+    try:
+        return Settings(_env_file=None, **fields)
+    finally:
+        os.environ.update(saved)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -168,7 +182,7 @@ def test_strimzi_cluster_node_pool_and_topics_fit_together() -> None:
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == cluster
         assert 1 <= spec["partitions"] and min_isr < spec["replicas"] <= brokers, topic["metadata"]["name"]
     # Every topic earshot writes, under its real name (Settings derives them once).
-    settings = Settings(_env_file=None, app_id=configmap()["EARSHOT_APP_ID"])
+    settings = pristine_settings(app_id=configmap()["EARSHOT_APP_ID"])
     wanted = {settings.topic_raw, settings.topic_enriched, settings.topic_dlq, settings.topic_by_brand,
               settings.topic_alerts, settings.topic_webhooks_dlq}
     assert wanted <= set(topic_partitions())
@@ -347,7 +361,7 @@ def test_compose_bind_mounts_exist() -> None:
 
 def test_prometheus_scrapes_the_compose_services_on_their_ports() -> None:
     config = yaml.safe_load((COMPOSE_DIR / "prometheus.yml").read_text(encoding="utf-8"))
-    defaults = Settings(_env_file=None)
+    defaults = pristine_settings()
     targets = {sd["names"][0]: sd["port"] for job in config["scrape_configs"] for sd in job["dns_sd_configs"]}
     assert targets == {"worker": defaults.worker_web_port, "spikes": defaults.spikes_web_port, "api": 8000}
     assert set(targets) <= set(compose()["services"])
