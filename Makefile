@@ -7,10 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up down status reset run worker spikes api replay test test-unit bench-pipeline bench-connectors bench-faults bench-scale bench-models models eval-models eval-spikes lock clean
+.PHONY: help venv up down status reset run worker spikes api replay test test-unit bench-pipeline bench-connectors bench-faults bench-scale bench-api bench-models models eval-models eval-spikes lock clean
 
 help:
-	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker spikes api replay test-unit bench-pipeline bench-connectors bench-faults bench-scale bench-models models eval-models eval-spikes lock"
+	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker spikes api replay test-unit bench-pipeline bench-connectors bench-faults bench-scale bench-api bench-models models eval-models eval-spikes lock"
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,11 @@ bench-faults: venv
 # End-to-end mentions/s with 1 and 2 workers (one inference thread each) -> bench/results/scale.json
 bench-scale: venv
 	$(BIN)/python -m bench.scale $(ARGS)
+
+# API latency and requests/s (search, trend, reputation, share of voice) over 1,000,000 loaded mentions,
+# 10 concurrent clients (locust) -> bench/results/api.json. Indices bench-api-*; reused by later runs.
+bench-api: venv
+	$(BIN)/python -m bench.api $(ARGS)
 
 bench-models: venv
 	$(BIN)/python -m bench.models $(ARGS)

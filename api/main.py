@@ -23,6 +23,7 @@ from api.access import hash_secret
 from api.audit import AuditLog, AuditMiddleware
 from api.auth import document_scopes
 from api.cursor import BadCursor
+from api.errors import COMMON_ERRORS
 from api.kafka import LazyProducer
 from api.metrics import instrument
 from api.keystore import KeyStore
@@ -92,18 +93,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(health.router)
-    app.include_router(mentions.router, prefix="/v1")
-    app.include_router(brands.router, prefix="/v1")
-    app.include_router(alerts.router, prefix="/v1")
-    app.include_router(webhooks.router, prefix="/v1")
-    app.include_router(ingest.router, prefix="/v1")
-    app.include_router(listening.router, prefix="/v1")
-    app.include_router(erasure.router, prefix="/v1")
-    app.include_router(audit_routes.router, prefix="/v1")
-    app.include_router(triage.router, prefix="/v1")
-    app.include_router(feed.router, prefix="/v1")
+    # Each /v1 route may answer a key problem, a bad parameter or a backend outage: documented once here.
+    for resource in (mentions, brands, alerts, webhooks, ingest, listening, erasure, audit_routes, triage, feed):
+        app.include_router(resource.router, prefix="/v1", responses=COMMON_ERRORS)
     for analytics in (reputation, competitors, market, ir):  # comms, competitor, market-intel and IR views
-        app.include_router(analytics.router, prefix="/v1")
+        app.include_router(analytics.router, prefix="/v1", responses=COMMON_ERRORS)
     install_dashboard(app)  # the web page at /, its assets under /static/
     # Outermost last: security headers on every answer (CORS and audit ones too), then CORS, the audit,
     # and the body limit (a 413 is audited).

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 INTERVAL = re.compile(r"^([1-9]\d{0,3})([mhd])$")
 _INTERVAL_S = {"m": 60, "h": 3600, "d": 86400}
@@ -18,6 +20,28 @@ MAX_BUCKETS = 2000
 
 class BadQuery(ValueError):
     pass
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)  # no social post is older
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+
+
+def utc_time(value: datetime) -> datetime:
+    """A time parameter in UTC (a naive one is taken as UTC), within [EARLIEST, LATEST).
+
+    Why: Elasticsearch refuses UTC offsets beyond +-18:00 (ISO 8601 allows +-23:59), a naive and
+    an aware time do not compare, and the routes' range arithmetic (default ranges, previous
+    periods, hours rounded up) must stay within Python's years 1..9999."""
+    try:
+        utc = value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError(f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d} (UTC)")
+    return utc
+
+
+UtcTime = Annotated[datetime, AfterValidator(utc_time)]  # the type of every from/to query parameter
 
 
 @dataclass(frozen=True)

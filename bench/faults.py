@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -609,7 +610,7 @@ def poison_drill(stack: DrillStack, workdir: Path, n_bad: int = 500, n_good: int
         api = ApiProcess({**env, "EARSHOT_BOOTSTRAP_ADMIN_KEY": admin}, workdir / "poison" / "api.log")
         answer = httpx.get(f"{api.url}/v1/mentions/search", params={"q": "script alert"},
                            headers={"Authorization": f"Bearer {admin}"}, timeout=30)
-        hits = answer.json().get("items") or answer.json().get("hits") or []
+        hits = answer.json().get("hits") or []
         # Only our <mark> tags may be markup; the post's own "<script>" must arrive as &lt;script&gt;.
         highlights = [(h.get("highlight") or "").replace("<mark>", "").replace("</mark>", "") for h in hits]
         served = {"status": answer.status_code, "content_type": answer.headers.get("content-type", ""),
@@ -638,24 +639,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outage-s", type=float, default=60.0)
     args = parser.parse_args(argv)
     only = set(args.only or ["crash", "es_outage", "kafka_restart", "poison"])
-    home = REPO / ".earshot" / "drills"
+    home = REPO / ".earshot" / "drills-bench"
     stack = DrillStack(home)
     work = home / "work"
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     stack.up()
+    drills = {"crash": lambda: crash_drill(stack, work, n=args.crash_n),
+              "es_outage": lambda: es_outage_drill(stack, work, outage_s=args.outage_s),
+              "kafka_restart": lambda: kafka_restart_drill(stack, work),
+              "poison": lambda: poison_drill(stack, work)}
     try:
-        if "crash" in only:
-            results["crash"] = crash_drill(stack, work, n=args.crash_n)
-        if "es_outage" in only:
-            results["es_outage"] = es_outage_drill(stack, work, outage_s=args.outage_s)
-        if "kafka_restart" in only:
-            results["kafka_restart"] = kafka_restart_drill(stack, work)
+        for name, drill in drills.items():
+            if name in only:
+                try:
+                    results[name] = drill()
+                except Exception as exc:  # noqa: BLE001 - a failed drill is a result, reported with the rest
+                    results[name] = {"error": repr(exc)[:2000]}
+        if "poison" in results and "error" not in results["poison"]:
+            results["fuzz_cases"] = results["poison"]["produced_bad"] + results["poison"]["produced_good"]
     finally:
         stack.destroy()
-        if "poison" in only:
-            results["poison"] = poison_drill(stack, work)
-            results["fuzz_cases"] = results["poison"]["produced_bad"] + results["poison"]["produced_good"]
+        shutil.rmtree(home, ignore_errors=True)
     results["unplanned_worker_crashes"] = sum(r.get("unplanned_worker_crashes", 0) for r in results.values()
                                               if isinstance(r, dict))
     print(json.dumps(results, indent=2))

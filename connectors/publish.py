@@ -36,10 +36,10 @@ class PublishReport:
 
 def ensure_topics(settings: Settings) -> None:
     """Create earshot's topics with the configured partition count if they do not exist."""
-    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="earshot-admin")
+    admin = _admin_client(settings)
     try:
         existing = set(admin.list_topics())
         wanted = [settings.topic_raw, settings.topic_enriched, settings.topic_dlq, settings.topic_by_brand,
@@ -52,6 +52,24 @@ def ensure_topics(settings: Settings) -> None:
                 pass  # another process created it first
     finally:
         admin.close()
+
+
+def _admin_client(settings: Settings, wait_s: float = 60.0):
+    """A topic admin client; waits up to ``wait_s`` for a broker that is starting or busy (a
+    process started right beside a broker restart must not give up on its first try)."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    deadline = time.monotonic() + wait_s
+    attempt = 0
+    while True:
+        try:
+            return KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="earshot-admin")
+        except KafkaError:
+            attempt += 1
+            if time.monotonic() + 1 > deadline:
+                raise
+            time.sleep(min(2.0 ** attempt / 4, 5.0, max(0.0, deadline - time.monotonic())))
 
 
 def make_producer(settings: Settings):

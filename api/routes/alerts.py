@@ -25,7 +25,8 @@ from api.alert_publisher import AlertPublisher
 from api.cursor import decode_cursor, encode_cursor
 from api.access import ALERTS_READ, ALERTS_WRITE
 from api.deps import get_alert_feed, get_alert_publisher, get_app_settings, get_es, require
-from api.queries import AlertFilter, BadQuery, alert_search_body
+from api.errors import errors
+from api.queries import AlertFilter, BadQuery, UtcTime, alert_search_body
 from api.routes.mentions import BRAND_ID
 from pipeline.alert_sink import change_alert
 from pipeline.alert_state import acknowledged, resolved
@@ -79,8 +80,8 @@ async def list_alerts(
     status: AlertStatus | None = None,
     severity: list[str] = Query([], description="Exact severities: repeat or comma-separate, e.g. high,critical"),
     signal: Signal | None = None,
-    since: datetime | None = Query(None, alias="from", description="updated_at >= this (ISO 8601)"),
-    until: datetime | None = Query(None, alias="to", description="updated_at < this (ISO 8601)"),
+    since: UtcTime | None = Query(None, alias="from", description="updated_at >= this (ISO 8601)"),
+    until: UtcTime | None = Query(None, alias="to", description="updated_at < this (ISO 8601)"),
     size: int = Query(20, ge=1, description="Page size, at most EARSHOT_API_MAX_PAGE_SIZE"),
     cursor: str | None = Query(None, max_length=1000),
     es: AsyncElasticsearch = Depends(get_es),
@@ -144,7 +145,7 @@ async def _events(request: Request, feed: AlertFeed, brands: frozenset[str], min
         feed.unsubscribe(sub)
 
 
-@router.get("/alerts/{alert_id}", response_model=Alert, summary="One alert", dependencies=READ)
+@router.get("/alerts/{alert_id}", response_model=Alert, summary="One alert", dependencies=READ, responses=errors(404))
 async def get_alert(
     alert_id: str = Path(..., pattern=ALERT_ID),
     es: AsyncElasticsearch = Depends(get_es),
@@ -179,7 +180,7 @@ class AlertChanges:
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=Alert, summary="Acknowledge an alert (idempotent)",
-             dependencies=WRITE)
+             dependencies=WRITE, responses=errors(404, 409, 413))
 async def acknowledge_alert(
     alert_id: str = Path(..., pattern=ALERT_ID),
     action: AlertAction | None = Body(None),
@@ -189,6 +190,7 @@ async def acknowledge_alert(
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=Alert, summary="Resolve an alert (idempotent)", dependencies=WRITE,
+             responses=errors(404, 409, 413),
              description="Marks it resolved by a person: later detector updates keep it resolved.")
 async def resolve_alert(
     alert_id: str = Path(..., pattern=ALERT_ID),

@@ -13,7 +13,7 @@ from api.access import AUDIT_READ, KEY_ID
 from api.audit import audit_read_pattern
 from api.cursor import decode_cursor, encode_cursor
 from api.deps import get_app_settings, get_es, require
-from api.queries import BadQuery, time_range
+from api.queries import BadQuery, UtcTime, time_range
 from pipeline.settings import Settings
 
 router = APIRouter(tags=["audit"], dependencies=[Depends(require(AUDIT_READ))])
@@ -46,8 +46,8 @@ async def list_audit(
     role: str | None = Query(None, max_length=32),
     outcome: Literal["ok", "error", "unauthenticated", "forbidden", "rate_limited"] | None = None,
     method: Literal["GET", "POST", "PUT", "DELETE", "PATCH", "CLI"] | None = None,
-    since: datetime | None = Query(None, alias="from", description="time >= this (ISO 8601)"),
-    until: datetime | None = Query(None, alias="to", description="time < this (ISO 8601)"),
+    since: UtcTime | None = Query(None, alias="from", description="time >= this (ISO 8601)"),
+    until: UtcTime | None = Query(None, alias="to", description="time < this (ISO 8601)"),
     size: int = Query(50, ge=1),
     cursor: str | None = Query(None, max_length=1000),
     es: AsyncElasticsearch = Depends(get_es),

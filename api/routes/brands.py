@@ -12,7 +12,7 @@ from api.access import TRENDS_READ
 from api.analytics.reader import read_counts
 from api.analytics.series import Source, check_buckets, default_range, plan_reads
 from api.deps import get_app_settings, get_es, require
-from api.queries import MentionFilter, bucket_starts, trend_body
+from api.queries import MentionFilter, UtcTime, bucket_starts, trend_body
 from api.routes.mentions import BRAND_ID
 from api.routes.reputation import SOURCE_DESCRIPTION, SOURCE_HEADER
 from pipeline.settings import Settings
@@ -49,8 +49,8 @@ class Trend(BaseModel):
 async def brand_trend(
     answer: Response,
     brand: str = Path(..., pattern=BRAND_ID, description="Brand id from brands.yaml"),
-    since: datetime | None = Query(None, alias="from", description="Default: 24 h before 'to'"),
-    until: datetime | None = Query(None, alias="to", description="Default: now (rounded up to the hour for an "
+    since: UtcTime | None = Query(None, alias="from", description="Default: 24 h before 'to'"),
+    until: UtcTime | None = Query(None, alias="to", description="Default: now (rounded up to the hour for an "
                                    "interval of whole hours)"),
     interval: str = Query("1h", description="Bucket width: <n>m, <n>h or <n>d"),
     include_spam: bool = Query(False, description="Count mentions scored as spam (left out by default)."),

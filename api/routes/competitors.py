@@ -14,7 +14,7 @@ from api.analytics.mixes import mix, share_of_voice
 from api.analytics.reader import read_counts
 from api.analytics.series import Source, check_buckets, default_range, series_totals
 from api.deps import get_app_settings, get_es, require
-from api.queries import BadQuery
+from api.queries import BadQuery, UtcTime
 from api.routes.mentions import BRAND_ID
 from api.routes.reputation import SOURCE_DESCRIPTION, SOURCE_HEADER, LabelMix, PurposeShare
 from pipeline.settings import Settings
@@ -91,8 +91,8 @@ BRANDS_QUERY = Query(..., max_length=700, description="Comma-separated brand ids
 async def competitors_share_of_voice(
     response: Response,
     brands: str = BRANDS_QUERY,
-    since: datetime | None = Query(None, alias="from", description="Default: 24 h before 'to'"),
-    until: datetime | None = Query(None, alias="to", description="Default: now, rounded up to the hour"),
+    since: UtcTime | None = Query(None, alias="from", description="Default: 24 h before 'to'"),
+    until: UtcTime | None = Query(None, alias="to", description="Default: now, rounded up to the hour"),
     interval: str = Query("1h", description="Bucket width: <n>m, <n>h or <n>d"),
     source: Source = Query("auto", description=SOURCE_DESCRIPTION),
     es: AsyncElasticsearch = Depends(get_es),
@@ -146,8 +146,8 @@ class Comparison(BaseModel):
 async def competitors_compare(
     response: Response,
     brands: str = BRANDS_QUERY,
-    since: datetime | None = Query(None, alias="from", description="Default: 24 h before 'to'"),
-    until: datetime | None = Query(None, alias="to", description="Default: now, rounded up to the hour"),
+    since: UtcTime | None = Query(None, alias="from", description="Default: 24 h before 'to'"),
+    until: UtcTime | None = Query(None, alias="to", description="Default: now, rounded up to the hour"),
     source: Source = Query("auto", description=SOURCE_DESCRIPTION),
     es: AsyncElasticsearch = Depends(get_es),
     settings: Settings = Depends(get_app_settings),

@@ -23,6 +23,7 @@ from starlette.types import Scope
 
 from api.access import MENTIONS_READ
 from api.deps import get_app_settings, require
+from api.errors import errors
 from pipeline.brands import BrandMatcher
 from pipeline.routing import RoutingRules
 from pipeline.settings import Settings
@@ -88,6 +89,6 @@ class RevalidatedStaticFiles(StaticFiles):
 
 def install_dashboard(app: FastAPI) -> None:
     """Serve the page at ``/``, its config at ``/dashboard/config`` and its assets under ``/static/``."""
-    app.include_router(router)
+    app.include_router(router, responses=errors(401, 403, 429))
     app.add_route("/", dashboard_page, methods=["GET", "HEAD"], include_in_schema=False)
     app.mount("/static", RevalidatedStaticFiles(directory=STATIC_DIR), name="static")

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.audit import note_action
 from api.deps import get_app_settings, get_es, require_admin
+from api.errors import errors
 from pipeline.erasure import AuthorRef, ErasureReport, ErasureTarget, erase
 from pipeline.settings import Settings
 
@@ -77,7 +78,8 @@ def _result(report: ErasureReport) -> ErasureResult:
     return ErasureResult(target=report.target, **report.counts())
 
 
-@router.delete("/mentions/{mention_id:path}", response_model=ErasureResult, summary="Erase one mention")
+@router.delete("/mentions/{mention_id:path}", response_model=ErasureResult, summary="Erase one mention",
+               responses=errors(404))
 async def erase_mention(
     request: Request,
     mention_id: str = Path(..., min_length=1, max_length=512, description="e.g. bluesky:3kabc"),
@@ -91,7 +93,8 @@ async def erase_mention(
     return _result(report)
 
 
-@router.post("/erasure", response_model=ErasureResult, summary="Erase an author's or a mention's data")
+@router.post("/erasure", response_model=ErasureResult, summary="Erase an author's or a mention's data",
+             responses=errors(413))
 async def erase_data(
     body: ErasureRequest,
     request: Request,

@@ -34,7 +34,7 @@ from fastapi.responses import StreamingResponse
 from api.access import FEED_READ
 from api.cursor import decode_cursor, encode_cursor
 from api.deps import get_app_settings, get_es, require
-from api.queries import BadQuery, MentionFilter, filter_clauses
+from api.queries import BadQuery, MentionFilter, UtcTime, filter_clauses
 from api.routes.mentions import BRAND_ID
 from api.routes.triage import TEAM_ID
 from models.tasks import PURPOSES
@@ -117,8 +117,8 @@ async def feed_lines(es: AsyncElasticsearch, pit_id: str | None, query: dict[str
             "that mention. Spam and copies are included (with `spam` and `duplicate_of`): filter as you need.")
 async def feed(
     brand: str | None = Query(None, pattern=BRAND_ID, description="Brand id from brands.yaml"),
-    since: datetime | None = Query(None, alias="from", description="created_at >= this (ISO 8601)"),
-    until: datetime | None = Query(None, alias="to", description="created_at < this (ISO 8601)"),
+    since: UtcTime | None = Query(None, alias="from", description="created_at >= this (ISO 8601)"),
+    until: UtcTime | None = Query(None, alias="to", description="created_at < this (ISO 8601)"),
     lang: str | None = Query(None, pattern=r"^[a-z]{2,3}$", description="ISO 639 code, e.g. en"),
     purpose: str | None = Query(None, description=f"One of {', '.join(PURPOSES)}"),
     team: str | None = Query(None, pattern=TEAM_ID, description="Mentions routed to this team"),

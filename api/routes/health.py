@@ -16,7 +16,8 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Ready to serve: Elasticsearch answers with a yellow or green cluster")
+@router.get("/readyz", summary="Ready to serve: Elasticsearch answers with a yellow or green cluster",
+            responses={503: {"description": "Not ready: Elasticsearch does not answer, or its cluster is red."}})
 async def readyz(es: AsyncElasticsearch = Depends(get_es)) -> JSONResponse:
     try:
         # cluster.health, not ping(): the minimal ES distribution answers GET / with 405.

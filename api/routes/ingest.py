@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 
 from api.audit import note_action
 from api.auth import Principal, ingest_caller
+from api.errors import errors
 
 from pipeline.deadletter import dead_letter, encode_dead_letter
 from pipeline.schema import Rejection, parse_mention
@@ -96,7 +97,7 @@ def _prepared(item: dict[str, Any], now: datetime) -> dict[str, Any]:
     return item
 
 
-@router.post("/ingest", status_code=202, response_model=IngestResult,
+@router.post("/ingest", status_code=202, response_model=IngestResult, responses=errors(413),
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"example": EXAMPLE}}}})
 async def ingest(request: Request, caller: Principal | None = Depends(ingest_caller),
                  signature: str | None = Header(None, alias=SIGNATURE_HEADER, include_in_schema=False)) -> IngestResult:

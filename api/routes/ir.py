@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
@@ -12,7 +10,7 @@ from api.access import IR_READ
 from api.analytics.bodies import ir_chatter_body, parse_facets
 from api.cursor import decode_cursor, encode_cursor
 from api.deps import get_app_settings, get_es, require
-from api.queries import BadQuery
+from api.queries import BadQuery, UtcTime
 from api.routes.mentions import BRAND_ID, MentionHit
 from pipeline.settings import Settings
 
@@ -58,8 +56,8 @@ class ChatterPage(BaseModel):
 async def ir_chatter(
     q: str | None = Query(None, max_length=500, description="Free text; e.g. `guidance | earnings`"),
     brand: str | None = Query(None, pattern=BRAND_ID, description="Brand id from brands.yaml"),
-    since: datetime | None = Query(None, alias="from", description="created_at >= this (ISO 8601)"),
-    until: datetime | None = Query(None, alias="to", description="created_at < this (ISO 8601)"),
+    since: UtcTime | None = Query(None, alias="from", description="created_at >= this (ISO 8601)"),
+    until: UtcTime | None = Query(None, alias="to", description="created_at < this (ISO 8601)"),
     include_spam: bool = Query(False, description="Keep mentions scored as spam (pump-and-dump bots)."),
     size: int = Query(20, ge=1, le=100),
     cursor: str | None = Query(None, max_length=1000),

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.access import QUERIES_ADMIN, QUERIES_READ
 from api.audit import note_action
 from api.deps import get_app_settings, get_es, require
+from api.errors import errors
 from api.syntax import SyntaxProblem
 from pipeline.listening.catalog import QUERY_ID, ListeningQuery, QueryKind
 from pipeline.listening.compile_es import to_es_query
@@ -91,7 +92,7 @@ async def list_queries(kind: QueryKind | None = Query(None), brand: str | None =
 
 
 @router.post("/queries", status_code=201, response_model=ListeningQuery, summary="Create a listening query",
-             dependencies=ADMIN)
+             dependencies=ADMIN, responses=errors(409, 413))
 async def create_query(body: NewQuery, request: Request, es: AsyncElasticsearch = Depends(get_es),
                        settings: Settings = Depends(get_app_settings)) -> ListeningQuery:
     note_action(request, query_id=body.id, query=body.query)
@@ -107,14 +108,15 @@ async def create_query(body: NewQuery, request: Request, es: AsyncElasticsearch 
     return query
 
 
-@router.get("/queries/{query_id}", response_model=ListeningQuery, summary="One listening query", dependencies=READ)
+@router.get("/queries/{query_id}", response_model=ListeningQuery, summary="One listening query", dependencies=READ,
+            responses=errors(404))
 async def get_query(query_id: QueryId, es: AsyncElasticsearch = Depends(get_es),
                     settings: Settings = Depends(get_app_settings)) -> ListeningQuery:
     return (await _get(es, settings, query_id))[0]
 
 
 @router.put("/queries/{query_id}", response_model=ListeningQuery, summary="Change a listening query",
-            dependencies=ADMIN)
+            dependencies=ADMIN, responses=errors(404, 409, 413))
 async def change_query(query_id: QueryId, body: ChangedQuery, request: Request,
                        es: AsyncElasticsearch = Depends(get_es),
                        settings: Settings = Depends(get_app_settings)) -> ListeningQuery:
@@ -134,7 +136,8 @@ async def change_query(query_id: QueryId, body: ChangedQuery, request: Request,
     return changed
 
 
-@router.delete("/queries/{query_id}", status_code=204, summary="Delete a listening query", dependencies=ADMIN)
+@router.delete("/queries/{query_id}", status_code=204, summary="Delete a listening query", dependencies=ADMIN,
+               responses=errors(404))
 async def delete_query(query_id: QueryId, es: AsyncElasticsearch = Depends(get_es),
                        settings: Settings = Depends(get_app_settings)) -> Response:
     try:
@@ -145,7 +148,8 @@ async def delete_query(query_id: QueryId, es: AsyncElasticsearch = Depends(get_e
 
 
 @router.get("/queries/{query_id}/preview", response_model=Preview,
-            summary="What the query matches among indexed mentions (same answer as the stream)", dependencies=READ)
+            summary="What the query matches among indexed mentions (same answer as the stream)", dependencies=READ,
+            responses=errors(404))
 async def preview_query(query_id: QueryId, size: int = Query(10, ge=0, le=100),
                         es: AsyncElasticsearch = Depends(get_es),
                         settings: Settings = Depends(get_app_settings)) -> Preview:

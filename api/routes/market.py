@@ -17,7 +17,7 @@ from api.analytics.bodies import (
 from api.analytics.reader import checked
 from api.analytics.series import default_range
 from api.deps import get_app_settings, get_es, require
-from api.queries import BadQuery, interval_seconds
+from api.queries import BadQuery, UtcTime, interval_seconds
 from api.routes.mentions import BRAND_ID
 from pipeline.settings import Settings
 
@@ -90,7 +90,7 @@ async def emerging_topics(
     brand: str | None = Query(None, pattern=BRAND_ID, description="Brand id; all mentions if omitted"),
     window: str = Query("6h", description="Recent window: <n>m, <n>h or <n>d"),
     background: str = Query("7d", description="Background window ending at 'to', longer than 'window'"),
-    until: datetime | None = Query(None, alias="to", description="End of both windows; default now"),
+    until: UtcTime | None = Query(None, alias="to", description="End of both windows; default now"),
     size: int = Query(10, ge=1, le=50, description="Terms of each kind"),
     examples: int = Query(3, ge=0, le=5, description="Example posts per term"),
     es: AsyncElasticsearch = Depends(get_es),
@@ -152,8 +152,8 @@ class ProductFeedback(BaseModel):
 )
 async def product_feedback(
     brand: str | None = Query(None, pattern=BRAND_ID, description="Brand id; all mentions if omitted"),
-    since: datetime | None = Query(None, alias="from", description="Default: 7 days before 'to'"),
-    until: datetime | None = Query(None, alias="to", description="Default: now"),
+    since: UtcTime | None = Query(None, alias="from", description="Default: 7 days before 'to'"),
+    until: UtcTime | None = Query(None, alias="to", description="Default: now"),
     size: int = Query(10, ge=1, le=50, description="Themes and hashtags"),
     examples: int = Query(3, ge=0, le=5, description="Example posts per theme"),
     es: AsyncElasticsearch = Depends(get_es),

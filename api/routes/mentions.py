@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from elasticsearch import AsyncElasticsearch
@@ -12,7 +11,7 @@ from pydantic import BaseModel, Field
 from api.cursor import decode_cursor, encode_cursor
 from api.access import MENTIONS_READ
 from api.deps import get_app_settings, get_es, require
-from api.queries import BadQuery, MentionFilter, search_body
+from api.queries import BadQuery, MentionFilter, UtcTime, search_body
 from api.syntax import SyntaxProblem
 from pipeline.listening.compile_es import to_es_query
 from pipeline.listening.parser import MAX_QUERY_CHARS, QuerySyntaxError
@@ -51,8 +50,8 @@ async def search_mentions(
     sentiment: Literal["negative", "neutral", "positive"] | None = None,
     lang: str | None = Query(None, pattern=r"^[a-z]{2,3}$", description="ISO 639 code, e.g. en"),
     source: str | None = Query(None, max_length=64),
-    since: datetime | None = Query(None, alias="from", description="created_at >= this (ISO 8601)"),
-    until: datetime | None = Query(None, alias="to", description="created_at < this (ISO 8601)"),
+    since: UtcTime | None = Query(None, alias="from", description="created_at >= this (ISO 8601)"),
+    until: UtcTime | None = Query(None, alias="to", description="created_at < this (ISO 8601)"),
     size: int = Query(20, ge=1, le=100),
     cursor: str | None = Query(None, max_length=1000),
     es: AsyncElasticsearch = Depends(get_es),

@@ -14,6 +14,7 @@ from api.analytics.mixes import deltas, mix, sentiment_series
 from api.analytics.reader import checked, read_counts
 from api.analytics.series import Source, check_buckets, default_range, series_totals
 from api.deps import get_app_settings, get_es, require
+from api.queries import UtcTime
 from api.routes.mentions import BRAND_ID
 from pipeline.settings import Settings
 
@@ -133,8 +134,8 @@ class Reputation(BaseModel):
 async def brand_reputation(
     response: Response,
     brand: str = Path(..., pattern=BRAND_ID, description="Brand id from brands.yaml"),
-    since: datetime | None = Query(None, alias="from", description="Default: 24 h before 'to'"),
-    until: datetime | None = Query(None, alias="to", description="Default: now, rounded up to the hour"),
+    since: UtcTime | None = Query(None, alias="from", description="Default: 24 h before 'to'"),
+    until: UtcTime | None = Query(None, alias="to", description="Default: now, rounded up to the hour"),
     interval: str = Query("1h", description="Series bucket width: <n>m, <n>h or <n>d"),
     source: Source = Query("auto", description=SOURCE_DESCRIPTION),
     es: AsyncElasticsearch = Depends(get_es),

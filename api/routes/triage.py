@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.access import TRIAGE_READ, TRIAGE_WRITE
 from api.audit import note_action
 from api.deps import Principal, get_app_settings, get_es, require
-from api.queries import BadQuery
+from api.errors import errors
+from api.queries import BadQuery, UtcTime
 from api.triage import act, ensure_triage_layout, queue_page, team_kpis
 from pipeline.schema import Author, Sentiment
 from pipeline.settings import Settings
@@ -178,7 +179,8 @@ async def _act(request: Request, es: AsyncElasticsearch, settings: Settings, men
 MENTION_ID = Path(..., min_length=1, max_length=512, description="e.g. bluesky:3kabc")
 
 
-@router.post("/mentions/{mention_id:path}/assign", response_model=ActionResult, summary="Assign a mention")
+@router.post("/mentions/{mention_id:path}/assign", response_model=ActionResult, summary="Assign a mention",
+             responses=errors(404, 409, 413))
 async def assign(
     request: Request,
     body: AssignBody,
@@ -193,7 +195,8 @@ async def assign(
     return await _act(request, es, settings, mention_id, action)
 
 
-@router.post("/mentions/{mention_id:path}/respond", response_model=ActionResult, summary="Record a response")
+@router.post("/mentions/{mention_id:path}/respond", response_model=ActionResult, summary="Record a response",
+             responses=errors(404, 409, 413))
 async def respond(
     request: Request,
     body: RespondBody = Body(default_factory=RespondBody),
@@ -208,7 +211,8 @@ async def respond(
     return await _act(request, es, settings, mention_id, action)
 
 
-@router.post("/mentions/{mention_id:path}/resolve", response_model=ActionResult, summary="Resolve a mention")
+@router.post("/mentions/{mention_id:path}/resolve", response_model=ActionResult, summary="Resolve a mention",
+             responses=errors(404, 409, 413))
 async def resolve(
     request: Request,
     body: _Body = Body(default_factory=_Body),
@@ -229,8 +233,8 @@ async def resolve(
 async def kpis(
     request: Request,
     team: str = Path(..., pattern=TEAM_ID),
-    since: datetime | None = Query(None, alias="from", description="created_at >= this (ISO 8601)"),
-    until: datetime | None = Query(None, alias="to", description="created_at < this (ISO 8601); default now"),
+    since: UtcTime | None = Query(None, alias="from", description="created_at >= this (ISO 8601)"),
+    until: UtcTime | None = Query(None, alias="to", description="created_at < this (ISO 8601); default now"),
     _: Principal = Depends(require(TRIAGE_READ)),
     es: AsyncElasticsearch = Depends(get_es),
     settings: Settings = Depends(get_app_settings),

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 from api.access import WEBHOOKS_ADMIN
 from api.audit import note_action
 from api.deps import alerts_layout, get_app_settings, get_es, require
+from api.errors import errors
 from api.routes.mentions import BRAND_ID
 from pipeline.alerts import Severity
 from pipeline.settings import Settings
@@ -61,7 +62,7 @@ class WebhookList(BaseModel):
 
 
 @router.post("/webhooks", status_code=201, response_model=WebhookCreated, summary="Register a webhook",
-             dependencies=[Depends(alerts_layout)])
+             dependencies=[Depends(alerts_layout)], responses=errors(413))
 async def create_webhook(
     registration: WebhookRequest,
     request: Request,
@@ -90,7 +91,7 @@ async def list_webhooks(
     return WebhookList(webhooks=[WebhookView(**hit["_source"]) for hit in response["hits"]["hits"]])
 
 
-@router.delete("/webhooks/{webhook_id}", status_code=204, summary="Delete a webhook")
+@router.delete("/webhooks/{webhook_id}", status_code=204, summary="Delete a webhook", responses=errors(404))
 async def delete_webhook(
     webhook_id: str = Path(..., pattern=WEBHOOK_ID),
     es: AsyncElasticsearch = Depends(get_es),
