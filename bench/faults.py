@@ -36,6 +36,7 @@ import httpx
 from bench.harness import REPO, SERVICES, Worker, free_port
 
 DRILL_SOURCE = "drill"
+DRILL_MENTIONS = {"prefix": {"id": f"{DRILL_SOURCE}:"}}  # every mention a drill replayed (ids "drill:...")
 CHATTER = [
     "@united boarding for Denver now, see you on the other side", "thanks @united for the smooth flight today",
     "@united is the wifi on the 737 free for members?", "@united my flight to Chicago is on time, nice",
@@ -229,8 +230,7 @@ def wait_until(what: str, predicate, timeout_s: float, crew: Crew | None = None,
 
 
 def wait_indexed(index: Index, produced: set[str], crew: Crew, timeout_s: float = 600) -> None:
-    query = {"prefix": {"id": f"{DRILL_SOURCE}:"}}
-    wait_until(f"{len(produced)} mentions indexed", lambda: index.count(query) >= len(produced), timeout_s, crew)
+    wait_until(f"{len(produced)} mentions indexed", lambda: index.count(DRILL_MENTIONS) >= len(produced), timeout_s, crew)
     time.sleep(3)  # let any straggler (a duplicate would show) arrive before counting
 
 
@@ -266,12 +266,15 @@ def quiet_history(now: datetime, hours: int, seed: int = 11) -> list[dict]:
 
 
 def burst_rows(now: datetime, minutes: int, per_minute: int) -> list[dict]:
+    """``per_minute`` angry ``@united`` mentions a minute for the last ``minutes`` minutes, 2 s
+    apart within each minute (closer when more than 30 must fit)."""
+    spacing_s = min(2.0, 60 / per_minute)
     rows = []
     for minute in range(minutes):
         at = now - timedelta(minutes=minutes - minute)
         for k in range(per_minute):
             rows.append({"id": f"burst-{minute}-{k}", "text": BURST.format(n=200 + k),
-                         "created_at": (at + timedelta(seconds=60 * k / per_minute)).isoformat(),
+                         "created_at": (at + timedelta(seconds=spacing_s * k)).isoformat(),
                          "metrics": {"likes": k * 3, "shares": k, "replies": 0},
                          "author": {"handle": f"passenger{k}", "followers": 100 + k}})
     return rows
@@ -298,7 +301,6 @@ def crash_drill(stack: DrillStack, workdir: Path, n: int = 10_000, kills: int = 
     assert len(produced) == n
     crew = Crew(env, workdir / "crash", with_watcher=True)
     mentions, alerts = Index(stack.es_url, settings.mentions_alias), Index(stack.es_url, settings.alerts_index)
-    query = {"prefix": {"id": f"{DRILL_SOURCE}:"}}
     # Kill points as fractions of the stream indexed; the last falls inside the spike (the tail).
     windows = [(0.08, 0.3), (0.35, 0.7), (0.9, 0.97)][:kills]
     points = [rng.uniform(a, b) for a, b in windows]
@@ -308,16 +310,16 @@ def crash_drill(stack: DrillStack, workdir: Path, n: int = 10_000, kills: int = 
         replay_file(env, workdir / "crash.jsonl")
         for point in points:
             target = int(point * n)
-            wait_until(f"{target} indexed before a kill", lambda: mentions.count(query) >= target, 600, crew, 0.2)
+            wait_until(f"{target} indexed before a kill", lambda: mentions.count(DRILL_MENTIONS) >= target, 600, crew, 0.2)
             crew.kill()
-            killed_at.append(mentions.count(query))
+            killed_at.append(mentions.count(DRILL_MENTIONS))
             crew.start()
         wait_indexed(mentions, produced, crew)
         time.sleep(10)  # the by-brand stream and the alert writes trail indexing
         crew.check()
     finally:
         crew.stop()
-    result = tally(produced, mentions.ids(query))
+    result = tally(produced, mentions.ids(DRILL_MENTIONS))
     by_signal: dict[str, set[str]] = {}
     for alert in alerts.sources({"term": {"brand": "united"}}):
         by_signal.setdefault(alert["signal"], set()).add(alert["id"])
@@ -393,14 +395,13 @@ def es_outage_drill(stack: DrillStack, workdir: Path, n: int = 3000, outage_s: f
     produced = write_jsonl(workdir / "esdown.jsonl", corpus_rows(now, n, hours=2, seed=7))
     crew = Crew(env, workdir / "esdown")
     mentions = Index(stack.es_url, settings.mentions_alias)
-    query = {"prefix": {"id": f"{DRILL_SOURCE}:"}}
     crew.start()
     api = ApiProcess(env, workdir / "esdown" / "api.log")
     samples: list[dict[str, Any]] = []
     try:
         replayer = replay_file(env, workdir / "esdown.jsonl", "--rate", str(rate), wait=False)
-        wait_until("a first part indexed", lambda: mentions.count(query) >= n // 6, 300, crew, 0.3)
-        before = mentions.count(query)
+        wait_until("a first part indexed", lambda: mentions.count(DRILL_MENTIONS) >= n // 6, 300, crew, 0.3)
+        before = mentions.count(DRILL_MENTIONS)
         stack.down("es")
         down_at = time.monotonic()
         log_mark = crew.worker.log_path.stat().st_size
@@ -427,7 +428,7 @@ def es_outage_drill(stack: DrillStack, workdir: Path, n: int = 3000, outage_s: f
     finally:
         api.stop()
         crew.stop()
-    result = tally(produced, mentions.ids(query))
+    result = tally(produced, mentions.ids(DRILL_MENTIONS))
     during = samples[1:]  # the first sample may precede the node's exit
     return {**result, "outage_s": outage_s, "indexed_before_outage": before,
             "healthz_always_200": all(s["healthz"] == 200 for s in samples),
@@ -494,13 +495,12 @@ def kafka_restart_drill(stack: DrillStack, workdir: Path, n: int = 3000, live: i
     produced = write_jsonl(workdir / "kafka.jsonl", corpus_rows(now, n, hours=2, seed=9))
     crew = Crew(env, workdir / "kafka")
     mentions = Index(stack.es_url, settings.mentions_alias)
-    query = {"prefix": {"id": f"{DRILL_SOURCE}:"}}
     crew.start()
     try:
         replayer = replay_file(env, workdir / "kafka.jsonl", "--rate", str(rate), wait=False)
         thread, box = run_live_in_thread(SyntheticLive(live), env)
-        wait_until("a first part indexed", lambda: mentions.count(query) >= n // 6, 300, crew, 0.3)
-        before = mentions.count(query)
+        wait_until("a first part indexed", lambda: mentions.count(DRILL_MENTIONS) >= n // 6, 300, crew, 0.3)
+        before = mentions.count(DRILL_MENTIONS)
         restart_began = time.monotonic()
         stack.down("kafka")
         time.sleep(down_s)
@@ -516,7 +516,7 @@ def kafka_restart_drill(stack: DrillStack, workdir: Path, n: int = 3000, live: i
         crew.check()
     finally:
         crew.stop()
-    indexed = mentions.ids(query)
+    indexed = mentions.ids(DRILL_MENTIONS)
     result = tally(expected, indexed)
     return {**result, "replay_produced": len(produced), "replay_exit": replayer.returncode,
             "replay_output": out.strip()[-2000:], "live_acknowledged": acknowledged, "live_total": live,

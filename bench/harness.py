@@ -39,8 +39,17 @@ class Worker:
         self.command = command
         self.proc: subprocess.Popen | None = None
 
+    @property
+    def _web_port_variable(self) -> str:
+        return "EARSHOT_WORKER_WEB_PORT" if self.command == "worker" else "EARSHOT_SPIKES_WEB_PORT"
+
+    @property
+    def metrics_url(self) -> str:
+        """The process's Prometheus endpoint on its Faust web port (set at each start)."""
+        return f"http://127.0.0.1:{self.env[self._web_port_variable]}/metrics"
+
     def start(self, timeout_s: float = 180) -> None:
-        self.env["EARSHOT_WORKER_WEB_PORT" if self.command == "worker" else "EARSHOT_SPIKES_WEB_PORT"] = str(free_port())
+        self.env[self._web_port_variable] = str(free_port())
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(

@@ -18,6 +18,7 @@ from typing import Any
 from connectors.base import Outgoing, Source
 from connectors.replay import Timeline
 from pipeline.deadletter import dead_letter, encode_dead_letter
+from pipeline.retry import backoff_delay
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def _admin_client(settings: Settings, wait_s: float = 60.0):
             attempt += 1
             if time.monotonic() + 1 > deadline:
                 raise
-            time.sleep(min(2.0 ** attempt / 4, 5.0, max(0.0, deadline - time.monotonic())))
+            time.sleep(min(backoff_delay(attempt, cap_s=5.0), max(0.0, deadline - time.monotonic())))
 
 
 def make_producer(settings: Settings):

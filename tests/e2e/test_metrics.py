@@ -77,7 +77,7 @@ def run(metrics_env, metrics_worker, tmp_path_factory):
     from pipeline.settings import Settings
 
     settings = Settings(**{k.removeprefix("EARSHOT_").lower(): v for k, v in metrics_env.items()})
-    url = f"http://127.0.0.1:{metrics_worker.env['EARSHOT_WORKER_WEB_PORT']}/metrics"
+    url = metrics_worker.metrics_url
     before = scrape(url)
     bad = tmp_path_factory.mktemp("bad") / "bad.jsonl"
     bad.write_bytes(b"{this is not json\n")
@@ -156,7 +156,7 @@ def test_the_spike_watcher_serves_its_metrics_too(run, metrics_env, tmp_path_fac
     watcher = Worker(metrics_env, tmp_path_factory.mktemp("metrics-spikes") / "spikes.log", "spikes")
     watcher.start()
     try:
-        url = f"http://127.0.0.1:{watcher.env['EARSHOT_SPIKES_WEB_PORT']}/metrics"
+        url = watcher.metrics_url
         expected = {(settings.topic_by_brand, str(p)) for p in range(settings.topic_partitions)}
         rekeyed = delta(after, before, "earshot_mentions_out_total", agent="rekey_by_brand", outcome="by_brand")
         deadline = time.monotonic() + 300

@@ -19,7 +19,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.faults import DRILL_SOURCE, Index, burst_rows, corpus_rows, quiet_history, replay_file, write_jsonl
+from bench.faults import DRILL_MENTIONS, Index, burst_rows, corpus_rows, quiet_history, replay_file, write_jsonl
 from bench.harness import Worker
 from pipeline.settings import Settings
 from tests.conftest import isolated_env
@@ -31,8 +31,7 @@ ES = "http://127.0.0.1:9200"
 
 def assigned(worker: Worker, topic: str, timeout_s: float = 120) -> set[int]:
     """Partitions of ``topic`` the worker's consumer holds, from its own ``/metrics``."""
-    port = worker.env["EARSHOT_WORKER_WEB_PORT" if worker.command == "worker" else "EARSHOT_SPIKES_WEB_PORT"]
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=timeout_s).text
+    text = httpx.get(worker.metrics_url, timeout=timeout_s).text
     return {int(sample.labels["partition"]) for family in text_string_to_metric_families(text)
             if family.name == "earshot_consumer_lag" for sample in family.samples
             if sample.labels.get("topic") == topic}
@@ -52,9 +51,8 @@ def wait_for_split(workers: list[Worker], topic: str, partitions: int, timeout_s
 
 def diagnose(worker: Worker) -> str:
     """The worker's own counters, for a failure message."""
-    port = worker.env["EARSHOT_WORKER_WEB_PORT" if worker.command == "worker" else "EARSHOT_SPIKES_WEB_PORT"]
     try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+        text = httpx.get(worker.metrics_url, timeout=30).text
     except httpx.HTTPError as exc:
         return repr(exc)
     return "\n".join(line for line in text.splitlines()
@@ -87,7 +85,7 @@ def test_survivors_take_over_partitions_and_tables_after_kill_9(test_env, tmp_pa
     tail = write_jsonl(tmp_path / "tail.jsonl", tail_rows)
     mentions = Index(ES, settings.mentions_alias)
     alerts = Index(ES, settings.alerts_index)
-    query = {"prefix": {"id": f"{DRILL_SOURCE}:"}}
+    query = DRILL_MENTIONS
     workers = [Worker(env, tmp_path / f"worker{n}.log") for n in (1, 2)]
     watchers = [Worker(env, tmp_path / f"spikes{n}.log", "spikes") for n in (1, 2)]
     try:

@@ -11,10 +11,8 @@ and the worker's detector needs only 24 of them to warm up (``EARSHOT_DETECTOR_W
 from __future__ import annotations
 
 import json
-import math
 import os
 import queue
-import random
 import signal
 import subprocess
 import sys
@@ -26,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.faults import burst_rows, quiet_history
 from bench.harness import Worker
 from pipeline.settings import Settings
 from pipeline.webhooks import SIGNATURE_HEADER, verify
@@ -38,42 +37,18 @@ pytestmark = [pytest.mark.services, pytest.mark.e2e]
 REPO = Path(__file__).resolve().parents[2]
 HISTORY_H = 40
 SECRET = "whsec_e2e_spikes"
-CHATTER = [
-    "@united boarding for Denver now, see you on the other side", "thanks @united for the smooth flight today",
-    "@united is the wifi on the 737 free for members?", "@united my flight to Chicago is on time, nice",
-    "waiting at gate C12 for @united flight 88", "@united crew on UA 452 were lovely",
-    "@united can I change my seat on the app?", "landed early with @united, bags already on the belt",
-    "@united any upgrade list for tomorrow's flight?", "@united lounge coffee is decent this morning",
-]
-BURST = "@united engine fire on flight {n}! smoke in the cabin, we were evacuated on the runway. terrifying"
 
 
 def history(now: datetime) -> list[dict]:
-    """About one mention a minute with a daily rhythm, from ``HISTORY_H`` hours ago to 15 min ago."""
-    rng = random.Random(11)
-    rows, start = [], now - timedelta(hours=HISTORY_H)
-    for minute in range(HISTORY_H * 60 - 15):
-        at = start + timedelta(minutes=minute)
-        rate = 1.2 * (1 + 0.6 * math.cos((at.hour - 15) / 24 * 2 * math.pi))
-        for n in range(sum(rng.random() < rate / 4 for _ in range(4))):
-            rows.append({"id": f"e2e-quiet:{minute}:{n}", "text": rng.choice(CHATTER),
-                         "created_at": (at + timedelta(seconds=rng.randrange(60))).isoformat(),
-                         "author": {"handle": f"flyer{rng.randrange(500)}", "followers": rng.randrange(2000)}})
-    return rows
+    """About one ``@united`` mention a minute with a daily rhythm, from ``HISTORY_H`` hours ago to
+    15 min ago (the generator the fault drills use too)."""
+    return quiet_history(now, hours=HISTORY_H)
 
 
 def burst(now: datetime, minutes: int = 8, per_minute: int = 25) -> list[dict]:
     """``per_minute`` angry mentions a minute for the last ``minutes`` minutes (the quiet rate is
     about one)."""
-    rows = []
-    for minute in range(minutes):
-        at = now - timedelta(minutes=minutes - minute)
-        for n in range(per_minute):
-            rows.append({"id": f"e2e-burst:{minute}:{n}", "text": BURST.format(n=200 + n),
-                         "created_at": (at + timedelta(seconds=2 * n)).isoformat(),
-                         "metrics": {"likes": n * 3, "shares": n, "replies": 0},
-                         "author": {"handle": f"passenger{n}", "followers": 100 + n}})
-    return rows
+    return burst_rows(now, minutes=minutes, per_minute=per_minute)
 
 
 def replay_file(env: dict[str, str], path: Path) -> None:
@@ -138,7 +113,7 @@ def test_a_burst_reaches_sse_and_webhook_within_a_minute_and_the_quiet_part_rais
             assert listener.connected.wait(10)
 
             replay_file(spike_env, tmp_path / "quiet.jsonl")
-            wait_for_count(settings.mentions_alias, {"prefix": {"id": "e2e:e2e-quiet"}}, len(quiet), spike_worker)
+            wait_for_count(settings.mentions_alias, {"prefix": {"id": "e2e:quiet-"}}, len(quiet), spike_worker)
             time.sleep(5)  # the by-brand stream trails indexing by a moment
             assert listener.events.empty(), f"the quiet part raised {listener.events.get()[1]}"
             assert es_count(settings.alerts_index) == 0
@@ -158,7 +133,7 @@ def test_a_burst_reaches_sse_and_webhook_within_a_minute_and_the_quiet_part_rais
     assert sse_latency <= 60 and webhook_latency <= 60
     assert alert["brand"] == "united" and alert["signal"] in ("volume", "negative", "complaint")
     assert alert["status"] in ("open", "escalated") and alert["observed"] > alert["expected"]
-    assert alert["mentions"] and all(m["id"].startswith("e2e:e2e-burst") for m in alert["mentions"])
+    assert alert["mentions"] and all(m["id"].startswith("e2e:burst-") for m in alert["mentions"])
     assert {"engine", "fire", "evacuated", "smoke", "cabin", "runway", "terrifying"} & \
            {t["term"] for t in alert["terms"]}
     assert verify(SECRET, headers[SIGNATURE_HEADER], body, now=time.time())
@@ -181,7 +156,7 @@ def test_a_worker_killed_mid_burst_updates_the_same_alerts_after_its_restart(tes
     watcher.start()
     try:
         replay_file(env, tmp_path / "quiet.jsonl")
-        wait_for_count(settings.mentions_alias, {"prefix": {"id": "e2e:e2e-quiet"}}, len(quiet), worker)
+        wait_for_count(settings.mentions_alias, {"prefix": {"id": "e2e:quiet-"}}, len(quiet), worker)
         time.sleep(5)
         replay_file(env, tmp_path / "burst.jsonl")
         deadline = time.monotonic() + 90
@@ -190,7 +165,7 @@ def test_a_worker_killed_mid_burst_updates_the_same_alerts_after_its_restart(tes
             time.sleep(0.1)
         watcher.stop(signal.SIGKILL)  # the machine goes down: both processes at once
         worker.stop(signal.SIGKILL)
-        burst_query = {"prefix": {"id": "e2e:e2e-burst"}}
+        burst_query = {"prefix": {"id": "e2e:burst-"}}
         indexed_at_kill = es_count(settings.mentions_alias, burst_query)
         assert indexed_at_kill < len(angry), "the burst was done before the kill; nothing was tested"
         worker.start()
