@@ -97,9 +97,7 @@ def split_valid(events: list[Any], now: datetime) -> tuple[list[Mention | Deleti
                         payload=event.value,
                         failed_at=now,
                         mention_id=result.mention_id,
-                        topic=message.topic,
-                        partition=message.partition,
-                        offset=message.offset,
+                        **source_position(message),
                     ),
                 )
             )
@@ -299,9 +297,8 @@ def read_enriched(event: Any, now: datetime) -> tuple[dict[str, Any], datetime] 
             return EchoCount(document["id"], datetime.fromisoformat(document["created_at"]), int(document["echoes"]))
         return document, datetime.fromisoformat(document["created_at"])
     except (ValueError, KeyError, TypeError) as exc:
-        message = event.message
         return dead_letter(stage="index", reason=f"unreadable enriched record: {exc}", payload=event.value,
-                           failed_at=now, topic=message.topic, partition=message.partition, offset=message.offset)
+                           failed_at=now, **source_position(event.message))
 
 
 def source_position(message: Any | None) -> dict[str, Any]:
