@@ -48,7 +48,7 @@ from typing import Any, Iterator
 
 import httpx
 
-from bench.harness import REPO, free_port, services_running, services_up
+from bench.harness import REPO, free_port, ensure_services
 from bench.pipeline import machine, model_description
 from bench.results import write_results
 
@@ -563,10 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "api.json")
     args = parser.parse_args(argv)
 
-    if not services_running():
-        result = services_up()
-        if result.returncode:
-            raise SystemExit(f"services did not start:\n{result.stderr}")
+    ensure_services()
     env = {**os.environ, "EARSHOT_INDEX_PREFIX": PREFIX, "EARSHOT_TOPIC_PREFIX": f"{PREFIX}.",
            "EARSHOT_APP_ID": f"earshot-{PREFIX}", "EARSHOT_LOG_FORMAT": "text"}
     from pipeline.settings import Settings

@@ -23,7 +23,7 @@ import statistics
 import time
 import uuid
 
-from bench.harness import REPO, drop_namespace, services_running, services_up
+from bench.harness import REPO, drop_namespace, ensure_services
 from bench.pipeline import machine
 from bench.results import write_results
 
@@ -114,8 +114,7 @@ def main() -> None:
     parser.add_argument("--mentions", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    if not services_running():
-        services_up().check_returncode()
+    ensure_services()
     report = {
         "machine": machine(),
         "cores": os.cpu_count(),

@@ -22,6 +22,14 @@ def services_up() -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(SERVICES), "up"], capture_output=True, text=True)
 
 
+def ensure_services() -> None:
+    """Start the local Kafka and Elasticsearch unless they run; a benchmark stops if they cannot."""
+    if not services_running():
+        result = services_up()
+        if result.returncode != 0:
+            raise SystemExit(f"services did not start:\n{result.stderr}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import REPO, Worker, drop_namespace, services_running, services_up
+from bench.harness import REPO, Worker, drop_namespace, ensure_services
 from bench.results import write_results
 
 RESULTS = REPO / "bench" / "results"
@@ -131,10 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "pipeline.json")
     args = parser.parse_args(argv)
 
-    if not services_running():
-        result = services_up()
-        if result.returncode:
-            raise SystemExit(f"services did not start:\n{result.stderr}")
+    ensure_services()
     runs = [run_once(args) for _ in range(args.repeat)]
     median = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
     result = {

@@ -24,7 +24,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from bench.harness import REPO, Worker, drop_namespace, services_running, services_up
+from bench.harness import REPO, Worker, drop_namespace, ensure_services
 from bench.pipeline import es_count, machine
 from bench.results import write_results
 
@@ -70,10 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mentions", type=int, default=4000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    if not services_running():
-        result = services_up()
-        if result.returncode != 0:
-            raise SystemExit(f"services did not start:\n{result.stderr}")
+    ensure_services()
     runs: dict[int, list[float]] = {1: [], 2: []}
     for _ in range(args.repeat):
         for workers in (1, 2):
