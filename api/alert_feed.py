@@ -16,9 +16,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from pipeline.retry import backoff_delay
+from pipeline.worker.retry import backoff_delay
 from pipeline.settings import Settings
-from pipeline.webhooks import SEVERITY_RANK, alert_matches
+from pipeline.alerts.webhooks import SEVERITY_RANK, alert_matches
 
 log = logging.getLogger("earshot.api.alerts")
 

@@ -25,7 +25,7 @@ from elasticsearch import AsyncElasticsearch
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import route_template
-from pipeline.retry import backoff_delay
+from pipeline.worker.retry import backoff_delay
 from pipeline.settings import Settings
 
 log = logging.getLogger("earshot.api.audit")
@@ -66,7 +66,7 @@ def outcome(status: int) -> str:
 
 def audit_entry(*, time: datetime, method: str, route: str, path: str, status: int, client_ip: str | None,
                 principal: Any = None, key_id: str | None = None, action: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One audit document. ``principal`` (``api.auth.Principal``) when the caller was identified;
+    """One audit document. ``principal`` (``api.auth.guard.Principal``) when the caller was identified;
     otherwise ``key_id`` if a well-formed key was presented."""
     entry: dict[str, Any] = {
         "id": uuid.uuid4().hex, "time": time.isoformat(), "method": method, "route": route, "path": path[:1024],

@@ -1,4 +1,4 @@
-"""Dependencies injected into routes: settings, the shared clients, access control (``api.auth``)."""
+"""Dependencies injected into routes: settings, the shared clients, access control (``api.auth.guard``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from fastapi import Request
 
 from api.alert_feed import AlertFeed
 from api.alert_publisher import AlertPublisher
-from api.auth import Principal, require, require_admin  # noqa: F401 - routes import them from here
-from pipeline.alert_sink import ensure_alerts_layout
+from api.auth.guard import Principal, require, require_admin  # noqa: F401 - routes import them from here
+from pipeline.alerts.sink import ensure_alerts_layout
 from pipeline.settings import Settings
 
 

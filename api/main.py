@@ -19,16 +19,16 @@ from starlette.exceptions import HTTPException
 
 from api.alert_feed import AlertFeed
 from api.alert_publisher import AlertPublisher
-from api.access import hash_secret
+from api.auth.scopes import hash_secret
 from api.audit import AuditLog, AuditMiddleware
-from api.auth import document_scopes
+from api.auth.guard import document_scopes
 from api.cursor import BadCursor
 from api.errors import COMMON_ERRORS
 from api.kafka import LazyProducer
 from api.metrics import instrument
-from api.keystore import KeyStore
-from api.ratelimit import RateLimiter
-from api.security import BodyLimitMiddleware, SecurityHeadersMiddleware, install_cors
+from api.auth.keys import KeyStore
+from api.auth.ratelimit import RateLimiter
+from api.hardening import BodyLimitMiddleware, SecurityHeadersMiddleware, install_cors
 from api.syntax import SyntaxProblem, syntax_response
 from api.queries import BadQuery
 from api.routes import audit as audit_routes
@@ -36,9 +36,9 @@ from api.routes import alerts, brands, erasure, health, ingest, listening, menti
 from api.routes.dashboard import install_dashboard
 from api.routes import competitors, ir, market, reputation
 from api.routes import feed, triage
-from pipeline.alert_sink import AlertBusy, ensure_alerts_layout
+from pipeline.alerts.sink import AlertBusy, ensure_alerts_layout
 from pipeline.settings import Settings, get_settings
-from pipeline.sink import make_es_client
+from pipeline.store.mention_sink import make_es_client
 
 log = logging.getLogger("earshot.api")
 

@@ -1,6 +1,6 @@
 """Triage state in Elasticsearch: the index, conditional writes, a team's queue and its KPIs.
 
-The thin shell around ``pipeline/triage.py``. Writes are read-modify-write with ``if_seq_no`` /
+The thin shell around ``pipeline/store/triage_state.py``. Writes are read-modify-write with ``if_seq_no`` /
 ``if_primary_term`` (``create`` for a mention's first document), re-read and re-applied on a
 conflict a few times, so two people acting on one mention at once both count or one gets a 409;
 never a silent lost update. Reads of one mention's state use ``get``/``mget``, which are
@@ -21,7 +21,7 @@ from elasticsearch import AsyncElasticsearch, BadRequestError, ConflictError
 
 from api.cursor import BadCursor, encode_cursor
 from pipeline.settings import Settings
-from pipeline.triage import (QUEUE_SORT, TRIAGE_MAPPINGS, Action, KpiCounts, KpiWindows, TriageRefused, apply,
+from pipeline.store.triage_state import (QUEUE_SORT, TRIAGE_MAPPINGS, Action, KpiCounts, KpiWindows, TriageRefused, apply,
                              kpi_aggregations, kpis, team_mentions_query, team_triage_query, untouched)
 
 CONFLICT_RETRIES = 5  # tries of a read-modify-write on one triage document before answering 409
@@ -59,7 +59,7 @@ async def act(es: AsyncElasticsearch, settings: Settings, mention_id: str,
               action: Action) -> tuple[dict[str, Any], bool] | None:
     """Apply ``action`` to the mention's triage state: ``(state, changed)``, or None for an
     unknown mention. Raises ``TriageRefused``/``StaleVersion``/``TriageBusy`` (409) and
-    ``InvalidAction`` (422) from ``pipeline.triage.apply``."""
+    ``InvalidAction`` (422) from ``pipeline.store.triage_state.apply``."""
     mention = await find_mention(es, settings, mention_id)
     if mention is None:
         return None
@@ -161,7 +161,7 @@ def team_sla_s(settings: Settings, team: str) -> float:
 
 async def team_kpis(es: AsyncElasticsearch, settings: Settings, team: str, since: datetime, until: datetime,
                     now: datetime) -> dict[str, Any]:
-    """The KPI figures of ``pipeline.triage.kpis`` for mentions created in [since, until), as of ``now``.
+    """The KPI figures of ``pipeline.store.triage_state.kpis`` for mentions created in [since, until), as of ``now``.
 
     Three ``count`` requests on the mentions (routed; old enough for the SLA; older than 72 h)
     and one aggregation on the triage documents of the same mentions (handled, responded with

@@ -90,12 +90,12 @@ def enrich_templates(settings, count: int) -> tuple[list[dict[str, Any]], dict[s
     import yaml
 
     from connectors.replay import EmpythyCorpus, Timeline
-    from pipeline.brands import BrandsFile
-    from pipeline.enrich import load_mention_enricher
+    from pipeline.enrich.brands import BrandsFile
+    from pipeline.enrich.enricher import load_mention_enricher
     from pipeline.listening.catalog import seed_queries
-    from pipeline.near_dup import NearDuplicateIndex
-    from pipeline.noise import NoiseControl
-    from pipeline.query_tagger import QueryTagger
+    from pipeline.enrich.near_dup import NearDuplicateIndex
+    from pipeline.enrich.noise import NoiseControl
+    from pipeline.listening.tagger import QueryTagger
     from pipeline.schema import Mention, parse_mention
 
     started = time.monotonic()
@@ -146,7 +146,7 @@ def enrich_templates(settings, count: int) -> tuple[list[dict[str, Any]], dict[s
 def brand_specs(settings) -> list:
     import yaml
 
-    from pipeline.brands import BrandsFile
+    from pipeline.enrich.brands import BrandsFile
 
     return BrandsFile.model_validate(yaml.safe_load(settings.brands_file.read_text())).brands
 
@@ -274,8 +274,8 @@ def vocabulary(templates: list[dict[str, Any]], specs, size: int = 300) -> list[
 # -- 2b. loading (Elasticsearch) ---------------------------------------------------------------------
 
 def fingerprint(settings, templates_cache: str, docs: int, seed: int) -> str:
-    from pipeline.index import MENTION_MAPPINGS
-    from pipeline.rollup import ROLLUP_MAPPINGS
+    from pipeline.store.mappings import MENTION_MAPPINGS
+    from pipeline.store.rollup import ROLLUP_MAPPINGS
     from pipeline.schema import SCHEMA_VERSION
 
     return _digest(templates_cache.encode(), str((docs, seed, GENERATOR_VERSION, SCHEMA_VERSION)).encode(),
@@ -289,7 +289,7 @@ def meta_index(settings) -> str:
 
 async def loaded_meta(settings, fp: str, docs: int) -> dict[str, Any] | None:
     """The stored description of the loaded data if it is what this run would load."""
-    from pipeline.sink import make_es_client
+    from pipeline.store.mention_sink import make_es_client
 
     es = make_es_client(settings)
     try:
@@ -329,9 +329,9 @@ async def load(settings, templates: list[dict[str, Any]], docs: int, seed: int, 
     """Replicate and bulk-load ``docs`` mentions, then roll every hour up; the stored meta."""
     from elasticsearch import Elasticsearch, helpers
 
-    from pipeline.index import bulk_action, mention_index_name
-    from pipeline.rollup import hours_between, rollup_hours
-    from pipeline.sink import ensure_mentions_layout, make_es_client
+    from pipeline.store.mappings import bulk_action, mention_index_name
+    from pipeline.store.rollup import hours_between, rollup_hours
+    from pipeline.store.mention_sink import ensure_mentions_layout, make_es_client
 
     es = make_es_client(settings).options(request_timeout=600)
     try:
@@ -432,7 +432,7 @@ class Api:
     def start(self, timeout_s: float = 60) -> None:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pipeline.cli", "api", "--host", "127.0.0.1", "--port", str(self.port)],
+                [sys.executable, "-m", "cli.main", "api", "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -459,7 +459,7 @@ class Api:
 def create_key(env: dict[str, str]) -> str:
     """A comms key (mentions and trends) named bench-api, rate-limited far above the load."""
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "keys", "create", "--role", "comms", "--name", "bench-api",
+        [sys.executable, "-m", "cli.main", "keys", "create", "--role", "comms", "--name", "bench-api",
          "--rate-per-minute", str(RATE_LIMIT_PER_MINUTE), "--replace"],
         cwd=REPO, env=env, capture_output=True, text=True, check=True)
     return result.stdout.strip().splitlines()[-1]

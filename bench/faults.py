@@ -203,7 +203,7 @@ class Crew:
 
 
 def replay_file(env: dict[str, str], path: Path, *extra: str, wait: bool = True) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "replay", "--no-progress", "--file", str(path),
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "replay", "--no-progress", "--file", str(path),
                              "--source", DRILL_SOURCE, *extra], cwd=REPO, env={**os.environ, **env},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if wait:
@@ -358,7 +358,7 @@ class ApiProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "api", "--host", "127.0.0.1",
+        self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--host", "127.0.0.1",
                                       "--port", str(self.port), "--loglevel", "warning"], cwd=REPO,
                                      env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

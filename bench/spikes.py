@@ -26,7 +26,7 @@ from typing import Callable
 
 from bench.results import write_results
 from pipeline.settings import REPO_ROOT
-from pipeline.spikes import DetectorConfig, infer_bucket_s
+from pipeline.alerts.detector import DetectorConfig, infer_bucket_s
 
 SHARED = REPO_ROOT.parent / "shared" / "data" / "nab-realtweets"
 CARRIED = REPO_ROOT / "tests" / "data" / "nab-realtweets"
@@ -115,7 +115,7 @@ def summarise(per_series: dict[str, dict]) -> dict:
 # -- the detector, through the command ------------------------------------------------------
 def earshot_alerts(series: Series, workdir: Path) -> list[float]:
     """Alert times (end of the bucket that raised each incident) from ``earshot detect``."""
-    from pipeline.cli import main
+    from cli.main import main
 
     out = workdir / f"{series.name}.alerts.csv"
     code = main(["detect", "--in", str(series.path), "--out", str(out)])
@@ -188,7 +188,7 @@ RULES: dict[str, Callable[[Series], list[float]]] = {
 def sensitivity(all_series: list[Series]) -> list[dict]:
     """The detector with each main setting nudged either way (a plateau, not a knife edge, is
     what says the defaults were not fitted to these five series), and with parts taken out."""
-    from pipeline.detect_csv import opened_incidents
+    from pipeline.alerts.detect_csv import opened_incidents
 
     default = DetectorConfig()
     variants = [{"open_z": default.open_z + d} for d in (-0.5, 0.5)]

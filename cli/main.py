@@ -72,11 +72,11 @@ def _run_faust(args: argparse.Namespace, module: str, port_setting: str) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    return _run_faust(args, "pipeline.app", "worker_web_port")
+    return _run_faust(args, "pipeline.worker.app", "worker_web_port")
 
 
 def cmd_spikes(args: argparse.Namespace) -> int:
-    return _run_faust(args, "pipeline.spike_app", "spikes_web_port")
+    return _run_faust(args, "pipeline.alerts.watcher", "spikes_web_port")
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -134,8 +134,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 def cmd_setup(args: argparse.Namespace) -> int:
     from connectors.publish import ensure_topics
-    from pipeline.alert_sink import ensure_alerts_layout
-    from pipeline.sink import ensure_mentions_layout, make_es_client
+    from pipeline.alerts.sink import ensure_alerts_layout
+    from pipeline.store.mention_sink import ensure_mentions_layout, make_es_client
 
     settings = get_settings()
     ensure_topics(settings)
@@ -158,8 +158,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     import time
 
-    from pipeline.classify import classify_stream
-    from pipeline.enrich import load_mention_enricher
+    from pipeline.enrich.classify import classify_stream
+    from pipeline.enrich.enricher import load_mention_enricher
 
     settings = get_settings()
     source = sys.stdin if str(args.input) == "-" else open(args.input, encoding="utf-8")
@@ -180,7 +180,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from pipeline.detect_csv import BadSeries, opened_incidents, read_series, write_incidents
+    from pipeline.alerts.detect_csv import BadSeries, opened_incidents, read_series, write_incidents
 
     source = sys.stdin if str(args.input) == "-" else open(args.input, encoding="utf-8", newline="")
     try:
@@ -203,8 +203,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    from pipeline.retention import apply_retention
-    from pipeline.sink import make_es_client
+    from pipeline.store.retention import apply_retention
+    from pipeline.store.mention_sink import make_es_client
 
     settings = get_settings()
     days = args.days or settings.retention_days
@@ -229,8 +229,8 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
 
 def cmd_rollup(args: argparse.Namespace) -> int:
-    from pipeline.rollup import ensure_rollup_layout, hours_between, rollup_hours
-    from pipeline.sink import make_es_client
+    from pipeline.store.rollup import ensure_rollup_layout, hours_between, rollup_hours
+    from pipeline.store.mention_sink import make_es_client
 
     settings = get_settings()
     until = args.until or datetime.now(timezone.utc)
@@ -256,8 +256,8 @@ def cmd_rollup(args: argparse.Namespace) -> int:
 def cmd_erase(args: argparse.Namespace) -> int:
     import json
 
-    from pipeline.erasure import AuthorRef, ErasureTarget, erase, kafka_publisher
-    from pipeline.sink import make_es_client
+    from pipeline.store.erasure import AuthorRef, ErasureTarget, erase, kafka_publisher
+    from pipeline.store.mention_sink import make_es_client
 
     settings = get_settings()
     target = ErasureTarget(mention_id=args.mention) if args.mention else ErasureTarget(author=AuthorRef.parse(args.author))
@@ -281,8 +281,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     import getpass
 
     from api.audit import cli_entry, ensure_audit_layout, write_entries
-    from api.keystore import create_key, list_keys, revoke_key
-    from pipeline.sink import make_es_client
+    from api.auth.keys import create_key, list_keys, revoke_key
+    from pipeline.store.mention_sink import make_es_client
 
     settings = get_settings()
     now = datetime.now(timezone.utc)
@@ -411,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_keys_parser(sub) -> None:
-    from api.access import ROLES
+    from api.auth.scopes import ROLES
 
     keys = sub.add_parser("keys", help="API keys: create (printed once), list, revoke")
     actions = keys.add_subparsers(dest="action", required=True)

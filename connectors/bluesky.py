@@ -67,7 +67,7 @@ from pydantic import SecretStr
 from connectors.base import Batch, Outgoing
 from connectors.common import parse_utc
 from connectors.polite import Counters, PoliteClient, SourceError, reset_delay_s
-from pipeline.retry import backoff_delay
+from pipeline.worker.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 

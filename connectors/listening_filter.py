@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from pipeline.brands import BrandsFile
-from pipeline.entities import extract_entities
+from pipeline.enrich.brands import BrandsFile
+from pipeline.enrich.entities import extract_entities
 from pipeline.listening.catalog import ListeningQuery, seed_queries
 from pipeline.listening.matcher import QueryMatcher
 from pipeline.settings import Settings
@@ -44,8 +44,8 @@ def seeded(settings: Settings) -> list[ListeningQuery]:
 
 async def stored_queries(settings: Settings) -> list[ListeningQuery]:
     """The stored listening queries, or the brands.yaml seed when there are none (or no ES)."""
-    from pipeline.query_store import load_queries
-    from pipeline.sink import make_es_client
+    from pipeline.store.query_store import load_queries
+    from pipeline.store.mention_sink import make_es_client
 
     es = make_es_client(settings)
     try:

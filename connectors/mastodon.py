@@ -59,8 +59,8 @@ from connectors.base import Batch, Outgoing
 from connectors.common import RecentIds, utc_iso
 from connectors.polite import Counters, PoliteClient, SourceError
 from connectors.sse import SSEParser
-from pipeline.retry import backoff_delay
-from pipeline.webhooks import retry_after_s
+from pipeline.worker.retry import backoff_delay
+from pipeline.alerts.webhooks import retry_after_s
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
-from pipeline.retry import backoff_delay
-from pipeline.webhooks import retry_after_s
+from pipeline.worker.retry import backoff_delay
+from pipeline.alerts.webhooks import retry_after_s
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from connectors.base import Outgoing, Source
 from connectors.replay import Timeline
-from pipeline.deadletter import dead_letter, encode_dead_letter
-from pipeline.retry import backoff_delay
+from pipeline.worker.dead_letters import dead_letter, encode_dead_letter
+from pipeline.worker.retry import backoff_delay
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)

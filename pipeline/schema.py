@@ -136,7 +136,7 @@ class PurposeScores(_Record):
 
 
 class Spam(_Record):
-    """How spam- or bot-like a mention looks (``pipeline/spam.py``)."""
+    """How spam- or bot-like a mention looks (``pipeline/enrich/spam.py``)."""
 
     score: float = Field(..., ge=0.0, le=1.0, description="0..1; trends leave out >= EARSHOT_SPAM_THRESHOLD.")
     signals: list[str] = Field(default_factory=list, description="Signals that fired, strongest first.")

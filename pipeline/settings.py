@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     near_dup_max_posts: int = Field(200_000, ge=1000, description="First posts a worker remembers for linking copies.")
     spam_threshold: float = Field(0.7, ge=0, le=1, description="Trends leave out mentions with spam.score >= this.")
 
-    # Retention (pipeline/retention.py): whole monthly indices are dropped, the minimal ES has no ILM
+    # Retention (pipeline/store/retention.py): whole monthly indices are dropped, the minimal ES has no ILM
     retention_days: int | None = Field(
         None, ge=1, description="Drop mention (and dated audit) indices older than this many days; unset = keep forever."
     )
@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     # Listening queries
     queries_refresh_s: float = Field(5.0, gt=0, description="How often workers look for changed queries, s.")
 
-    # Hourly rollup (pipeline/rollup.py): per-brand counts that trends and share of voice read
+    # Hourly rollup (pipeline/store/rollup.py): per-brand counts that trends and share of voice read
     rollup_interval_s: float = Field(10.0, gt=0, description="How often a worker rolls up the hours it indexed, s.")
     rollup_startup_h: float = Field(
         3.0, ge=0, description="Hours (up to now) a worker rolls up again at start, for a crash between index and rollup."
@@ -133,7 +133,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_max_page_size: int = 100
-    # Access control (api/auth.py): API keys in <prefix>-keys; secrets also from files (pipeline/secret_files.py)
+    # Access control (api/auth/guard.py): API keys in <prefix>-keys; secrets also from files (pipeline/secret_files.py)
     bootstrap_admin_key: SecretStr | None = Field(
         None, description="An admin API key taken from the environment or a secret file (first key, break-glass)."
     )
@@ -218,7 +218,7 @@ class Settings(BaseSettings):
 
     @property
     def triage_index(self) -> str:
-        """Triage state, one document per mention id (``pipeline/triage.py``)."""
+        """Triage state, one document per mention id (``pipeline/store/triage_state.py``)."""
         return f"{self.index_prefix}-triage"
 
     @property
@@ -236,7 +236,7 @@ class Settings(BaseSettings):
 
     @property
     def rollup_index(self) -> str:
-        """Hourly per-brand counts (``pipeline/rollup.py``), one document per (brand, hour)."""
+        """Hourly per-brand counts (``pipeline/store/rollup.py``), one document per (brand, hour)."""
         return f"{self.index_prefix}-rollup-hourly"
 
 

@@ -86,8 +86,8 @@ def create_api_key(settings, role: str, name: str | None = None, rate_per_minute
     import asyncio
     from datetime import datetime, timezone
 
-    from api.keystore import create_key
-    from pipeline.sink import make_es_client
+    from api.auth.keys import create_key
+    from pipeline.store.mention_sink import make_es_client
 
     async def create() -> str:
         es = make_es_client(settings)
@@ -103,8 +103,8 @@ def create_api_key(settings, role: str, name: str | None = None, rate_per_minute
 
 @pytest.fixture(scope="session")
 def api_keys(settings) -> dict[str, str]:
-    """One API key per role (``api.access.ROLES``) in this session's keys index: role -> key."""
-    from api.access import ROLES
+    """One API key per role (``api.auth.scopes.ROLES``) in this session's keys index: role -> key."""
+    from api.auth.scopes import ROLES
 
     return {role: create_api_key(settings, role) for role in ROLES}
 

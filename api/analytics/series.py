@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from api.queries import MAX_BUCKETS, BadQuery, bucket_starts, interval_seconds, time_range
 from models.tasks import PURPOSES
-from pipeline.index import EMOTIONS
-from pipeline.rollup import SENTIMENTS, count_aggs, hour_of
+from pipeline.store.mappings import EMOTIONS
+from pipeline.store.rollup import SENTIMENTS, count_aggs, hour_of
 
 Source = Literal["auto", "rollup", "raw"]
 HOUR_S = 3600

@@ -3,7 +3,7 @@
 A client sends its API key as ``Authorization: Bearer esk_...`` or ``X-API-Key: esk_...``.
 No key or a malformed, unknown, wrong or revoked one: 401. A valid key over its rate: 429 with
 ``Retry-After``. A valid key whose role lacks the route's scope: 403. The key record comes from
-``api.keystore.KeyStore`` (cached); the bootstrap admin key (``EARSHOT_BOOTSTRAP_ADMIN_KEY``)
+``api.auth.keys.KeyStore`` (cached); the bootstrap admin key (``EARSHOT_BOOTSTRAP_ADMIN_KEY``)
 is checked against its hash kept in memory and needs no Elasticsearch.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from api.access import ADMIN, INGEST_WRITE, allows, hash_secret, parse_key, secret_matches
+from api.auth.scopes import ADMIN, INGEST_WRITE, allows, hash_secret, parse_key, secret_matches
 
 bearer = HTTPBearer(auto_error=False, scheme_name="bearerKey", bearerFormat="esk_<key id>_<secret>",
                     description="An earshot API key: `Authorization: Bearer esk_...` (`earshot keys create`).")

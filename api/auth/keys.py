@@ -19,7 +19,7 @@ from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, NotFoundError
 from pydantic import BaseModel, Field
 
-from api.access import ROLES, NewKey, hash_secret, new_key
+from api.auth.scopes import ROLES, NewKey, hash_secret, new_key
 from pipeline.settings import Settings
 
 log = logging.getLogger("earshot.api.keys")

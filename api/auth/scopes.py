@@ -1,6 +1,6 @@
 """Who may do what: roles, the scopes each grants, and the API key format. Pure: no I/O.
 
-Every route declares the scope it needs (``api.auth.require``); a key carries one role; the
+Every route declares the scope it needs (``api.auth.guard.require``); a key carries one role; the
 role's scopes decide. Keys look like ``esk_<key id>_<secret>``: the key id (16 hex digits) is
 public and names the stored record, the secret (32 random bytes, URL-safe base64) is shown once
 at creation and only its SHA-256 is stored.

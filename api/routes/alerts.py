@@ -1,6 +1,6 @@
 """Alerts: list and read them, acknowledge and resolve them, follow them live (Server-Sent Events).
 
-Acknowledging and resolving are the people's side of an alert (``pipeline/alert_state.py``):
+Acknowledging and resolving are the people's side of an alert (``pipeline/alerts/state.py``):
 each stores the next ``version`` and publishes it to the alerts topic, so SSE clients and
 webhooks hear about it like any detector change. If Kafka is down the change is still stored.
 """
@@ -23,16 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.alert_feed import AlertFeed
 from api.alert_publisher import AlertPublisher
 from api.cursor import decode_cursor, encode_cursor
-from api.access import ALERTS_READ, ALERTS_WRITE
+from api.auth.scopes import ALERTS_READ, ALERTS_WRITE
 from api.deps import get_alert_feed, get_alert_publisher, get_app_settings, get_es, require
 from api.errors import errors
 from api.queries import AlertFilter, BadQuery, UtcTime, alert_search_body
 from api.routes.mentions import BRAND_ID
-from pipeline.alert_sink import change_alert
-from pipeline.alert_state import acknowledged, resolved
-from pipeline.alerts import SEVERITIES, Alert, AlertStatus, Severity, Signal
+from pipeline.alerts.sink import change_alert
+from pipeline.alerts.state import acknowledged, resolved
+from pipeline.alerts.records import SEVERITIES, Alert, AlertStatus, Severity, Signal
 from pipeline.settings import Settings
-from pipeline.webhooks import SEVERITY_RANK
+from pipeline.alerts.webhooks import SEVERITY_RANK
 
 router = APIRouter(tags=["alerts"])
 log = logging.getLogger("earshot.api.alerts")

@@ -9,7 +9,7 @@ from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from api.access import AUDIT_READ, KEY_ID
+from api.auth.scopes import AUDIT_READ, KEY_ID
 from api.audit import audit_read_pattern
 from api.cursor import decode_cursor, encode_cursor
 from api.deps import get_app_settings, get_es, require

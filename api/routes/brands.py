@@ -8,7 +8,7 @@ from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from api.access import TRENDS_READ
+from api.auth.scopes import TRENDS_READ
 from api.analytics.reader import read_counts
 from api.analytics.series import Source, check_buckets, default_range, plan_reads
 from api.deps import get_app_settings, get_es, require

@@ -9,7 +9,7 @@ from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from api.access import TRENDS_READ
+from api.auth.scopes import TRENDS_READ
 from api.analytics.mixes import mix, share_of_voice
 from api.analytics.reader import read_counts
 from api.analytics.series import Source, check_buckets, default_range, series_totals

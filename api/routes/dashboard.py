@@ -21,11 +21,11 @@ from starlette.requests import Request
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from api.access import MENTIONS_READ
+from api.auth.scopes import MENTIONS_READ
 from api.deps import get_app_settings, require
 from api.errors import errors
-from pipeline.brands import BrandMatcher
-from pipeline.routing import RoutingRules
+from pipeline.enrich.brands import BrandMatcher
+from pipeline.enrich.routing import RoutingRules
 from pipeline.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"

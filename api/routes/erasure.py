@@ -1,4 +1,4 @@
-"""Right to erasure: delete one mention, or everything by one author (``pipeline/erasure.py``).
+"""Right to erasure: delete one mention, or everything by one author (``pipeline/store/erasure.py``).
 
 Admin routes (``require_admin``). Each answers with counts of what was removed: mention
 documents, alerts whose example posts were stripped, and the deletion notices sent to
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from api.audit import note_action
 from api.deps import get_app_settings, get_es, require_admin
 from api.errors import errors
-from pipeline.erasure import AuthorRef, ErasureReport, ErasureTarget, erase
+from pipeline.store.erasure import AuthorRef, ErasureReport, ErasureTarget, erase
 from pipeline.settings import Settings
 
 router = APIRouter(tags=["erasure"], dependencies=[Depends(require_admin)])

@@ -31,7 +31,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from api.access import FEED_READ
+from api.auth.scopes import FEED_READ
 from api.cursor import decode_cursor, encode_cursor
 from api.deps import get_app_settings, get_es, require
 from api.queries import BadQuery, MentionFilter, UtcTime, filter_clauses

@@ -8,10 +8,10 @@ reason (nothing a sender handed over is dropped), and the answer is ``202`` with
 item, in order. The answer comes only after Kafka acknowledged every record: ``accepted`` means
 durable. With Kafka unreachable the whole request gets ``503`` and nothing is acknowledged.
 
-A sender proves itself one of two ways (``api.auth.ingest_caller``): an API key with the
+A sender proves itself one of two ways (``api.auth.guard.ingest_caller``): an API key with the
 ``ingest:write`` scope (roles data and admin), or, when ``EARSHOT_INGEST_SECRET`` is set and no key
 is sent, ``X-Earshot-Signature: t=<unix s>,v1=<hex HMAC-SHA256 of "<t>." + body>`` (the scheme
-earshot's own webhooks use, compared in constant time; see ``pipeline.webhooks.verify``). Keys
+earshot's own webhooks use, compared in constant time; see ``pipeline.alerts.webhooks.verify``). Keys
 suit tools that also read the API; the signature suits vendors that sign webhooks and should
 hold no key. A key that is sent is judged on its own (a bad key is refused even with a good
 signature). Neither: 401.
@@ -29,12 +29,12 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from api.audit import note_action
-from api.auth import Principal, ingest_caller
+from api.auth.guard import Principal, ingest_caller
 from api.errors import errors
 
-from pipeline.deadletter import dead_letter, encode_dead_letter
+from pipeline.worker.dead_letters import dead_letter, encode_dead_letter
 from pipeline.schema import Rejection, parse_mention
-from pipeline.webhooks import SIGNATURE_HEADER, verify
+from pipeline.alerts.webhooks import SIGNATURE_HEADER, verify
 
 router = APIRouter(tags=["ingest"])
 log = logging.getLogger("earshot.api.ingest")

@@ -6,7 +6,7 @@ from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from api.access import IR_READ
+from api.auth.scopes import IR_READ
 from api.analytics.bodies import ir_chatter_body, parse_facets
 from api.cursor import decode_cursor, encode_cursor
 from api.deps import get_app_settings, get_es, require

@@ -15,7 +15,7 @@ from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.access import QUERIES_ADMIN, QUERIES_READ
+from api.auth.scopes import QUERIES_ADMIN, QUERIES_READ
 from api.audit import note_action
 from api.deps import get_app_settings, get_es, require
 from api.errors import errors
@@ -23,7 +23,7 @@ from api.syntax import SyntaxProblem
 from pipeline.listening.catalog import QUERY_ID, ListeningQuery, QueryKind
 from pipeline.listening.compile_es import to_es_query
 from pipeline.listening.parser import MAX_QUERY_CHARS, QuerySyntaxError, parse
-from pipeline.query_store import MAX_QUERIES, ensure_queries_layout
+from pipeline.store.query_store import MAX_QUERIES, ensure_queries_layout
 from pipeline.settings import Settings
 
 router = APIRouter(tags=["listening queries"])

@@ -9,7 +9,7 @@ from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from api.access import TRENDS_READ
+from api.auth.scopes import TRENDS_READ
 from api.analytics.bodies import (
     PRODUCT_FEEDBACK, attach_examples, emerging_foreground, emerging_topics_body, examples_search,
     feedback_foreground, parse_product_feedback, parse_topics, product_feedback_body,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api.cursor import decode_cursor, encode_cursor
-from api.access import MENTIONS_READ
+from api.auth.scopes import MENTIONS_READ
 from api.deps import get_app_settings, get_es, require
 from api.queries import BadQuery, MentionFilter, UtcTime, search_body
 from api.syntax import SyntaxProblem

@@ -8,7 +8,7 @@ from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from api.access import TRENDS_READ
+from api.auth.scopes import TRENDS_READ
 from api.analytics.bodies import parse_reputation_extras, reputation_extras_body
 from api.analytics.mixes import deltas, mix, sentiment_series
 from api.analytics.reader import checked, read_counts

@@ -1,7 +1,7 @@
 """Triage: a team's queue of routed mentions awaiting a response, the actions on a mention, the KPIs.
 
 Reading needs ``triage:read``, acting ``triage:write``. Each action is stored in ``<prefix>-triage``
-(``api/triage.py``: conditional writes, so concurrent actions never overwrite each other) with
+(``api/triage_store.py``: conditional writes, so concurrent actions never overwrite each other) with
 the API key's name as who did it, and noted on the request's audit entry.
 """
 
@@ -14,15 +14,15 @@ from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.access import TRIAGE_READ, TRIAGE_WRITE
+from api.auth.scopes import TRIAGE_READ, TRIAGE_WRITE
 from api.audit import note_action
 from api.deps import Principal, get_app_settings, get_es, require
 from api.errors import errors
 from api.queries import BadQuery, UtcTime
-from api.triage import act, ensure_triage_layout, queue_page, team_kpis
+from api.triage_store import act, ensure_triage_layout, queue_page, team_kpis
 from pipeline.schema import Author, Sentiment
 from pipeline.settings import Settings
-from pipeline.triage import AWAITING, Action, InvalidAction, Status, TriageRefused
+from pipeline.store.triage_state import AWAITING, Action, InvalidAction, Status, TriageRefused
 
 TEAM_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 DEFAULT_KPI_DAYS = 30
@@ -73,7 +73,7 @@ class QueueMention(BaseModel):
     created_at: datetime
     sentiment: Sentiment | None = None
     purposes: list[str] = Field(default_factory=list)
-    priority: float = Field(0.0, description="0..100 (pipeline/routing.py).")
+    priority: float = Field(0.0, description="0..100 (pipeline/enrich/routing.py).")
     teams: list[str] = Field(default_factory=list)
     brands: list[str] = Field(default_factory=list)
 

@@ -1,4 +1,4 @@
-"""Webhook registrations: where the worker POSTs alerts (``pipeline/webhook_delivery.py``).
+"""Webhook registrations: where the worker POSTs alerts (``pipeline/alerts/delivery.py``).
 
 Routes for keys with the ``webhooks:admin`` scope (roles crisis and admin).
 
@@ -16,14 +16,14 @@ from elasticsearch import AsyncElasticsearch, NotFoundError
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
-from api.access import WEBHOOKS_ADMIN
+from api.auth.scopes import WEBHOOKS_ADMIN
 from api.audit import note_action
 from api.deps import alerts_layout, get_app_settings, get_es, require
 from api.errors import errors
 from api.routes.mentions import BRAND_ID
-from pipeline.alerts import Severity
+from pipeline.alerts.records import Severity
 from pipeline.settings import Settings
-from pipeline.webhooks import WebhookFormat
+from pipeline.alerts.webhooks import WebhookFormat
 
 router = APIRouter(tags=["webhooks"], dependencies=[Depends(require(WEBHOOKS_ADMIN))])
 WEBHOOK_ID = r"^[a-f0-9]{16}$"

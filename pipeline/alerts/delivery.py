@@ -25,10 +25,10 @@ from elastic_transport import ConnectionError as ESConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, AsyncElasticsearch
 
-from pipeline.deadletter import dead_letter
+from pipeline.worker.dead_letters import dead_letter
 from pipeline.metrics import WEBHOOK_FAILURES
 from pipeline.settings import Settings
-from pipeline.webhooks import (SIGNATURE_HEADER, Webhook, alert_matches, backoff_delays, payload, retry_after_s, sign,
+from pipeline.alerts.webhooks import (SIGNATURE_HEADER, Webhook, alert_matches, backoff_delays, payload, retry_after_s, sign,
                                wants)
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import csv
 from datetime import datetime, timezone
 from typing import IO
 
-from pipeline.spikes import DetectorConfig, IncidentEvent, SeriesDetector, infer_bucket_s
+from pipeline.alerts.detector import DetectorConfig, IncidentEvent, SeriesDetector, infer_bucket_s
 
 OUTPUT_FIELDS = ("timestamp", "severity", "score", "observed", "expected")
 

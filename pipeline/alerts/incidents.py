@@ -27,9 +27,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from pipeline.alerts import SEVERITIES, Alert, alert_id
-from pipeline.spikes import DetectorConfig, IncidentEvent, SeriesDetector
-from pipeline.terms import Background, significant_terms, terms_of
+from pipeline.alerts.records import SEVERITIES, Alert, alert_id
+from pipeline.alerts.detector import DetectorConfig, IncidentEvent, SeriesDetector
+from pipeline.alerts.explain import Background, significant_terms, terms_of
 
 SIGNALS: tuple[str, ...] = ("volume", "negative", "complaint", "risk")
 MINUTE_S = 60

@@ -2,7 +2,7 @@
 
 Each alert is one document, ``_id`` = alert id, in ``<prefix>-alerts``; registered webhooks
 live in ``<prefix>-webhooks``. Writers never overwrite blindly: they read the stored document
-with its sequence number, merge (``pipeline/alert_state.py``) and write back only if nobody
+with its sequence number, merge (``pipeline/alerts/state.py``) and write back only if nobody
 wrote in between (``if_seq_no``), re-reading on a conflict. So a detector update and a person's
 resolve arriving together both survive, without scripts (the minimal ES has none).
 """
@@ -18,12 +18,12 @@ from elastic_transport import ConnectionError as ESConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, ConflictError, NotFoundError
 
-from pipeline.alert_state import merge_detector_write
-from pipeline.alerts import ALERT_MAPPINGS
-from pipeline.index import is_retryable
-from pipeline.retry import backoff_delay
+from pipeline.alerts.state import merge_detector_write
+from pipeline.alerts.records import ALERT_MAPPINGS
+from pipeline.store.mappings import is_retryable
+from pipeline.worker.retry import backoff_delay
 from pipeline.settings import Settings
-from pipeline.webhooks import WEBHOOK_MAPPINGS
+from pipeline.alerts.webhooks import WEBHOOK_MAPPINGS
 
 log = logging.getLogger(__name__)
 MAX_CONFLICTS = 10  # re-reads of one document before giving up: only a write storm gets there

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pipeline.alerts import HUMAN_FIELDS
+from pipeline.alerts.records import HUMAN_FIELDS
 
 
 def _updated(doc: dict[str, Any]) -> datetime:

@@ -12,7 +12,7 @@ occasionally leave a stream partition unconsumed. Keeping tables out of the ment
 every accepted mention's path free of that; here, a stalled partition delays alerts of the
 brands in it until the next restart, and the counts it holds are never double-counted.
 
-Run with ``earshot spikes`` (see ``pipeline/cli.py``).
+Run with ``earshot spikes`` (see ``cli/main.py``).
 """
 
 from __future__ import annotations
@@ -25,16 +25,16 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from pipeline.alerts import SEVERITIES
-from pipeline.brand_watch import SIGNALS, BrandWatch, count_into, watch_config
-from pipeline.brands import BrandMatcher
-from pipeline.deadletter import encode_dead_letter
+from pipeline.alerts.records import SEVERITIES
+from pipeline.alerts.incidents import SIGNALS, BrandWatch, count_into, watch_config
+from pipeline.enrich.brands import BrandMatcher
+from pipeline.worker.dead_letters import encode_dead_letter
 from pipeline.metrics import MENTIONS_IN, count_out, watch_open_alerts
-from pipeline.retry import retry_until_done
-from pipeline.routing import RoutingRules
+from pipeline.worker.retry import retry_until_done
+from pipeline.enrich.routing import RoutingRules
 from pipeline.settings import get_settings
-from pipeline.sink import make_es_client
-from pipeline.streams import BrandMention, deliver, finishing, json_bytes, make_app
+from pipeline.store.mention_sink import make_es_client
+from pipeline.worker.streams import BrandMention, deliver, finishing, json_bytes, make_app
 
 log = logging.getLogger("earshot.spikes")
 settings = get_settings()
@@ -51,7 +51,7 @@ webhooks_dlq_topic = app.topic(settings.topic_webhooks_dlq, key_type=bytes, valu
 
 # [volume, negative, complaint, risk, last offset counted] per brand and minute of event time;
 # changelogged, so a restarted watcher closes its minutes with the counts it had, and skips the
-# records it counted before the crash (see brand_watch.count_into).
+# records it counted before the crash (see incidents.count_into).
 brand_minutes = (
     app.Table("brand-minutes", default=list, partitions=settings.topic_partitions, key_type=str)
     .tumbling(60.0, expires=timedelta(hours=6))
@@ -133,7 +133,7 @@ def watch_one(record: BrandMention, offset: int) -> list[dict[str, Any]]:
 @app.agent(by_brand_topic)
 async def watch_brands(stream):
     """Per brand: count minutes in event time, run the spike detectors, store and publish alerts."""
-    from pipeline.alert_sink import ensure_alerts_layout
+    from pipeline.alerts.sink import ensure_alerts_layout
 
     await asyncio.get_running_loop().run_in_executor(None, brands_and_routing)
     # The watcher writes the alerts, so it installs their index (also done by the API and setup).
@@ -151,7 +151,7 @@ async def watch_brands(stream):
 
 @lru_cache(maxsize=1)
 def alert_sink():
-    from pipeline.alert_sink import AlertSink
+    from pipeline.alerts.sink import AlertSink
 
     return AlertSink(make_es_client(settings), settings)
 
@@ -176,7 +176,7 @@ async def notify_webhooks(stream):
     the webhooks dead-letter topic. Offsets are acked once every delivery ended either way."""
     import httpx
 
-    from pipeline.webhook_delivery import WebhookRegistry, deliver as post_to_hooks
+    from pipeline.alerts.delivery import WebhookRegistry, deliver as post_to_hooks
 
     registry = WebhookRegistry(make_es_client(settings), settings)
     async with httpx.AsyncClient() as client:

@@ -5,7 +5,7 @@ uses): ``v1`` is HMAC-SHA256, keyed with the hook's secret, over ``"<t>."`` foll
 request body. A receiver recomputes it over the bytes it got (before parsing the JSON), compares
 in constant time, and refuses a ``t`` more than a few minutes from its clock, so a captured
 request cannot be replayed later. ``verify`` does exactly that and is what receivers written in
-Python can import. ``pipeline/webhook_delivery.py`` does the HTTP.
+Python can import. ``pipeline/alerts/delivery.py`` does the HTTP.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.alerts import SEVERITIES, Severity
-from pipeline.retry import backoff_delay
+from pipeline.alerts.records import SEVERITIES, Severity
+from pipeline.worker.retry import backoff_delay
 
 SIGNATURE_HEADER = "X-Earshot-Signature"
 WebhookFormat = Literal["json", "slack"]

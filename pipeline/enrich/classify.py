@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from pipeline.enrich import MentionEnricher
+from pipeline.enrich.enricher import MentionEnricher
 from pipeline.schema import EnrichedMention, Mention
 
 UNSUPPORTED = "unsupported_language"

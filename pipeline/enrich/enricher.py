@@ -13,10 +13,10 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from models.enricher import TextEnrichment
-from pipeline.brands import BrandMatcher
-from pipeline.entities import extract_entities
-from pipeline.language import LanguageGuess, detect_language
-from pipeline.routing import RoutingInput, RoutingRules
+from pipeline.enrich.brands import BrandMatcher
+from pipeline.enrich.entities import extract_entities
+from pipeline.enrich.language import LanguageGuess, detect_language
+from pipeline.enrich.routing import RoutingInput, RoutingRules
 from pipeline.schema import Emotion, EnrichedMention, Flag, Mention, PurposeScores, Sentiment
 
 log = logging.getLogger(__name__)

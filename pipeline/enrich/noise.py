@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from pipeline.near_dup import NearDuplicateIndex, simhash
+from pipeline.enrich.near_dup import NearDuplicateIndex, simhash
 from pipeline.schema import EnrichedMention, Spam
-from pipeline.spam import AuthorActivity, SpamFeatures, account_age_days, spam_score
+from pipeline.enrich.spam import AuthorActivity, SpamFeatures, account_age_days, spam_score
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ COMPLAINT_THRESHOLD = 0.5
 # Purposes whose teams reply to the author: the ones that abuse and spam must not reach.
 REPLY_PURPOSES: tuple[str, ...] = ("customer_care", "sales_lead")
 
-DEFAULT_RULES_FILE = Path(__file__).with_name("routing.yaml")
+DEFAULT_RULES_FILE = Path(__file__).resolve().parents[1] / "routing.yaml"  # user config stays at pipeline/
 
 TeamId = str  # any non-empty id the user chooses; the built-in ones are TEAMS
 

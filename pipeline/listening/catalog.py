@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipeline.brands import BrandSpec
+from pipeline.enrich.brands import BrandSpec
 from pipeline.listening.parser import MAX_QUERY_CHARS, parse
 
 QueryKind = Literal["brand", "competitor", "topic"]

@@ -30,7 +30,7 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 
-from pipeline.alert_sink import change_alert
+from pipeline.alerts.sink import change_alert
 from pipeline.schema import deletion_record
 from pipeline.settings import Settings
 

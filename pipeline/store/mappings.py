@@ -6,7 +6,7 @@ its explicit mappings and joins it to the alias. Retention is "drop old monthly 
 minimal ES distribution has no ILM and no delete-by-query). Documents are written with
 ``_id`` = mention id, so a replay overwrites instead of duplicating.
 
-This module is pure (dicts in, dicts out); ``pipeline/sink.py`` does the I/O.
+This module is pure (dicts in, dicts out); ``pipeline/store/mention_sink.py`` does the I/O.
 """
 
 from __future__ import annotations

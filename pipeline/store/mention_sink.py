@@ -20,11 +20,11 @@ from elastic_transport import ConnectionError as ESConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, AsyncElasticsearch
 
-from pipeline.index import bulk_action, is_retryable, mention_index_name, mentions_template
+from pipeline.store.mappings import bulk_action, is_retryable, mention_index_name, mentions_template
 from pipeline.logs import record_context
 from pipeline.metrics import ES_BULK_FAILURES, ES_BULK_SECONDS
-from pipeline.retry import backoff_delay
-from pipeline.rollup import ensure_rollup_layout
+from pipeline.worker.retry import backoff_delay
+from pipeline.store.rollup import ensure_rollup_layout
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)

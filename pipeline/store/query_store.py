@@ -11,7 +11,7 @@ from datetime import datetime
 
 from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
 
-from pipeline.brands import BrandsFile
+from pipeline.enrich.brands import BrandsFile
 from pipeline.listening.catalog import QUERY_MAPPINGS, ListeningQuery, seed_queries
 from pipeline.settings import Settings
 

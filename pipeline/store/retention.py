@@ -9,7 +9,7 @@ newest document it *could* hold (the last instant of its month or day) is older 
 Alerts live in one undated index (``<prefix>-alerts``, one small document per incident) and are
 kept: they are the incident history teams compare against. The example posts an alert embeds
 (text, author handle) are personal data, so they follow the mentions' retention instead: they are
-stripped from alerts once older than the cutoff (``pipeline/erasure.py``), the incident stays.
+stripped from alerts once older than the cutoff (``pipeline/store/erasure.py``), the incident stays.
 
 ``indices_to_drop`` is pure (names and a clock in, names out); ``apply_retention`` does the I/O.
 """
@@ -28,7 +28,7 @@ from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# The suffix of a dated index: a month (YYYY.MM, what pipeline/index.py writes) or a day.
+# The suffix of a dated index: a month (YYYY.MM, what pipeline/store/mappings.py writes) or a day.
 _DATED_SUFFIX = re.compile(r"^(?P<year>\d{4})\.(?P<month>\d{2})(?:\.(?P<day>\d{2}))?$")
 
 
@@ -83,7 +83,7 @@ async def apply_retention(es: AsyncElasticsearch, settings: Settings, now: datet
     """List the dated indices of ``retention_families``, delete those past retention (unless
     ``dry_run``), and strip alert examples older than the cutoff. ``retention_days`` defaults to
     ``settings.retention_days``; with neither set nothing is dropped."""
-    from pipeline.erasure import strip_old_alert_examples
+    from pipeline.store.erasure import strip_old_alert_examples
 
     days = retention_days if retention_days is not None else settings.retention_days
     if days is None:

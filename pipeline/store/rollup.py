@@ -25,7 +25,7 @@ from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, BadRequestError
 
 from models.tasks import PURPOSES
-from pipeline.index import EMOTIONS
+from pipeline.store.mappings import EMOTIONS
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)

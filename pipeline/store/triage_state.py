@@ -1,6 +1,6 @@
 """Triage of routed mentions: each mention's state, the actions people take on it, the KPIs. Pure.
 
-A team works the mentions routed to it (``teams`` on the enriched mention, ``pipeline/routing.py``).
+A team works the mentions routed to it (``teams`` on the enriched mention, ``pipeline/enrich/routing.py``).
 What people did lives in one document per mention in ``<prefix>-triage`` (``_id`` = mention id):
 ``status`` new -> assigned -> responded -> resolved, the assignee, when it was first answered and
 resolved, and the history of actions (who = the API key's name, when, note). A mention nobody

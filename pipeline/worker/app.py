@@ -4,7 +4,7 @@
          \\                                  \\      \\
           `--> mentions.dlq (bad records)     \\      `--> mentions.dlq (refused by ES)
                                                `--rekey--> mentions.by-brand (key: brand)
-                                                           -> the spike watcher (pipeline/spike_app.py)
+                                                           -> the spike watcher (pipeline/alerts/watcher.py)
 
 Delivery is at-least-once: each agent works in batches (``stream.take``), and Faust acks a
 batch's offsets only after the agent body has finished with it, i.e. after the enriched
@@ -12,7 +12,7 @@ records were delivered to Kafka (``validate_and_enrich``) or the bulk write succ
 (``index_mentions``). A crash replays the uncommitted tail; ids make that idempotent.
 
 This app has no tables, so restarting it involves no table recovery. Run with
-``earshot worker`` (see ``pipeline/cli.py``).
+``earshot worker`` (see ``cli/main.py``).
 """
 
 from __future__ import annotations
@@ -27,19 +27,19 @@ from typing import Any
 
 from elasticsearch import ApiError
 
-from pipeline.brand_watch import brand_mentions
-from pipeline.deadletter import dead_letter, encode_dead_letter
+from pipeline.alerts.incidents import brand_mentions
+from pipeline.worker.dead_letters import dead_letter, encode_dead_letter
 from pipeline.metrics import ENRICH_BATCH_SECONDS, ENRICH_BATCH_SIZE, MENTIONS_IN, count_out
-from pipeline.near_dup import NearDuplicateIndex
-from pipeline.noise import EchoCount, NoiseControl
-from pipeline.query_store import load_queries, seed_from_brands
-from pipeline.query_tagger import QueryTagger
-from pipeline.retry import retry_until_done
-from pipeline.rollup import hour_of, hours_between, hours_of_mentions, rollup_hours
+from pipeline.enrich.near_dup import NearDuplicateIndex
+from pipeline.enrich.noise import EchoCount, NoiseControl
+from pipeline.store.query_store import load_queries, seed_from_brands
+from pipeline.listening.tagger import QueryTagger
+from pipeline.worker.retry import retry_until_done
+from pipeline.store.rollup import hour_of, hours_between, hours_of_mentions, rollup_hours
 from pipeline.schema import Deletion, EnrichedMention, Mention, Rejection, parse_mention
 from pipeline.settings import get_settings
-from pipeline.sink import MentionSink, RefusedDocument, ensure_mentions_layout, make_es_client
-from pipeline.streams import BrandMention, deliver, finishing, json_bytes, make_app
+from pipeline.store.mention_sink import MentionSink, RefusedDocument, ensure_mentions_layout, make_es_client
+from pipeline.worker.streams import BrandMention, deliver, finishing, json_bytes, make_app
 
 log = logging.getLogger("earshot.worker")
 settings = get_settings()
@@ -68,7 +68,7 @@ def _now() -> datetime:
 @lru_cache(maxsize=1)
 def get_enricher():
     """Load the brand matcher, the models and the routing rules once per worker process."""
-    from pipeline.enrich import load_mention_enricher
+    from pipeline.enrich.enricher import load_mention_enricher
 
     return load_mention_enricher(settings)
 
@@ -155,7 +155,7 @@ if settings.retention_days:
     @app.timer(3600.0, on_leader=True)
     async def enforce_retention() -> None:
         """Drop mention indices past EARSHOT_RETENTION_DAYS, hourly, on one worker of the group."""
-        from pipeline.retention import apply_retention
+        from pipeline.store.retention import apply_retention
 
         es = make_es_client(settings)
         try:
@@ -168,7 +168,7 @@ if settings.retention_days:
             await es.close()
 
 
-# UTC hours whose mentions changed since the last rollup (pipeline/rollup.py recomputes them whole).
+# UTC hours whose mentions changed since the last rollup (pipeline/store/rollup.py recomputes them whole).
 dirty_hours: set[datetime] = set()
 
 

@@ -1,8 +1,8 @@
 """What earshot's two Faust apps share: the app settings, the by-brand record, and the rules
 for acknowledging only what is done.
 
-``pipeline/app.py`` is the mention worker (validate, enrich, index, re-key by brand: no tables);
-``pipeline/spike_app.py`` is the spike watcher (windowed and changelogged tables, alerts,
+``pipeline/worker/app.py`` is the mention worker (validate, enrich, index, re-key by brand: no tables);
+``pipeline/alerts/watcher.py`` is the spike watcher (windowed and changelogged tables, alerts,
 webhooks). They run as separate processes and consumer groups: a restart of the watcher (table
 recovery) never touches the consumption of mentions.
 """
@@ -21,7 +21,7 @@ import faust
 
 from pipeline.logs import faust_logging_config, record_context
 from pipeline.metrics import serve_metrics
-from pipeline.retry import retry_until_done
+from pipeline.worker.retry import retry_until_done
 from pipeline.settings import Settings
 
 log = logging.getLogger("earshot.worker")

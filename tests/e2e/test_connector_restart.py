@@ -112,7 +112,7 @@ def test_connector_resumes_from_its_checkpoint_without_gap_or_duplicate(test_env
     name = f"reddit-{uuid.uuid4().hex[:6]}"
     env = {**os.environ, **test_env, "EARSHOT_REDDIT_CLIENT_ID": "id", "EARSHOT_REDDIT_CLIENT_SECRET": "secret",
            "EARSHOT_CHECKPOINT_DIR": str(tmp_path / "checkpoints")}
-    command = [sys.executable, "-m", "pipeline.cli", "connect", "reddit", "--subreddit", "acme", "--interval", "0.5",
+    command = [sys.executable, "-m", "cli.main", "connect", "reddit", "--subreddit", "acme", "--interval", "0.5",
                "--backfill-pages", "10", "--name", name, "--api-url", fake.url, "--auth-url", f"{fake.url}/api/v1/access_token"]
 
     def start():

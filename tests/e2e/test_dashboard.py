@@ -20,11 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline.alert_sink import AlertSink, ensure_alerts_layout
-from pipeline.alerts import Alert, AlertMention, AlertTerm, AlertWindow, alert_id
+from pipeline.alerts.sink import AlertSink, ensure_alerts_layout
+from pipeline.alerts.records import Alert, AlertMention, AlertTerm, AlertWindow, alert_id
 from pipeline.schema import Author, EnrichedMention, Sentiment
 from pipeline.settings import Settings
-from pipeline.sink import MentionSink, ensure_mentions_layout, make_es_client
+from pipeline.store.mention_sink import MentionSink, ensure_mentions_layout, make_es_client
 from tests.conftest import create_api_key, isolated_env
 from tests.integration.test_alerts_api import Publisher
 from tests.servers import serve

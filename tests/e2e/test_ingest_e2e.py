@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from api.main import create_app
-from pipeline.webhooks import SIGNATURE_HEADER, sign
+from pipeline.alerts.webhooks import SIGNATURE_HEADER, sign
 from tests.e2e.test_pipeline_e2e import ES
 from tests.servers import serve
 

@@ -145,7 +145,7 @@ def test_the_worker_logs_one_json_object_per_line_and_dead_letters_with_their_po
     assert all({"timestamp", "level", "logger", "message"} <= r.keys() for r in records)
     assert any("Ready" in r["message"] for r in records)  # what bench.harness.Worker waits for
     settings = run[-1]
-    [letter] = [r for r in records if r["logger"] == "pipeline.deadletter" and r.get("topic") == settings.topic_raw]
+    [letter] = [r for r in records if r["logger"] == "pipeline.worker.dead_letters" and r.get("topic") == settings.topic_raw]
     assert letter["level"] == "WARNING" and letter["stage"] == "validate" and "malformed JSON" in letter["message"]
     assert letter["mention_id"] is None  # unreadable: no id to tell
     assert isinstance(letter["partition"], int) and isinstance(letter["offset"], int)

@@ -19,7 +19,7 @@ import pytest
 
 from connectors.replay import EmpythyCorpus
 from models.tasks import PURPOSES
-from pipeline.brands import BrandMatcher
+from pipeline.enrich.brands import BrandMatcher
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
 
@@ -32,7 +32,7 @@ START = (datetime.now(timezone.utc) - timedelta(hours=2)).replace(microsecond=0)
 
 def replay(env: dict[str, str], *args: str) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "replay", "--no-progress", *args],
+        [sys.executable, "-m", "cli.main", "replay", "--no-progress", *args],
         cwd=REPO, env={**os.environ, **env}, check=True, timeout=300,
     )
 

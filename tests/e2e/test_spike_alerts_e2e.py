@@ -27,7 +27,7 @@ import pytest
 from bench.faults import burst_rows, quiet_history
 from bench.harness import Worker
 from pipeline.settings import Settings
-from pipeline.webhooks import SIGNATURE_HEADER, verify
+from pipeline.alerts.webhooks import SIGNATURE_HEADER, verify
 from tests.conftest import create_api_key, isolated_env
 from tests.e2e.test_pipeline_e2e import es_count, wait_for_count
 from tests.servers import Receiver, serve
@@ -52,7 +52,7 @@ def burst(now: datetime, minutes: int = 8, per_minute: int = 25) -> list[dict]:
 
 
 def replay_file(env: dict[str, str], path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "replay", "--no-progress", "--file", str(path),
+    subprocess.run([sys.executable, "-m", "cli.main", "replay", "--no-progress", "--file", str(path),
                     "--source", "e2e"], cwd=REPO, env={**os.environ, **env}, check=True, timeout=300)
 
 

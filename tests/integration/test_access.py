@@ -14,14 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from api.access import ROLES, allows
+from api.auth.scopes import ROLES, allows
 from api.audit import audit_read_pattern
-from api.auth import api_routes
-from api.keystore import revoke_key
+from api.auth.guard import api_routes
+from api.auth.keys import revoke_key
 from api.main import create_app
 from pipeline.schema import EnrichedMention, Sentiment
-from pipeline.sink import MentionSink, ensure_mentions_layout, make_es_client
-from pipeline.webhooks import SIGNATURE_HEADER, sign
+from pipeline.store.mention_sink import MentionSink, ensure_mentions_layout, make_es_client
+from pipeline.alerts.webhooks import SIGNATURE_HEADER, sign
 from tests.conftest import create_api_key
 
 pytestmark = pytest.mark.services
@@ -309,7 +309,7 @@ def test_hostile_query_strings_are_searched_as_text(client, api_keys, hostile):
 # -- earshot keys ----------------------------------------------------------------------------------
 
 def test_the_keys_command_creates_a_key_shown_once_lists_it_without_secrets_and_revokes_it(settings, capsys):
-    from pipeline.cli import main
+    from cli.main import main
     from pipeline.settings import get_settings
 
     get_settings.cache_clear()  # the session's EARSHOT_* namespace is in the environment now

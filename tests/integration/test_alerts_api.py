@@ -17,11 +17,11 @@ from api.alert_feed import AlertFeed
 from api.main import create_app
 from bench.harness import free_port
 from tests.servers import Receiver, serve
-from pipeline.alert_sink import AlertSink, ensure_alerts_layout
-from pipeline.alerts import SEVERITIES, SIGNALS, STATUSES, Alert, AlertWindow, alert_id
-from pipeline.sink import make_es_client
-from pipeline.webhook_delivery import WebhookRegistry, deliver
-from pipeline.webhooks import SIGNATURE_HEADER, verify
+from pipeline.alerts.sink import AlertSink, ensure_alerts_layout
+from pipeline.alerts.records import SEVERITIES, SIGNALS, STATUSES, Alert, AlertWindow, alert_id
+from pipeline.store.mention_sink import make_es_client
+from pipeline.alerts.delivery import WebhookRegistry, deliver
+from pipeline.alerts.webhooks import SIGNATURE_HEADER, verify
 
 pytestmark = pytest.mark.services
 

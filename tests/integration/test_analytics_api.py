@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from pipeline.rollup import hours_between, rollup_hours
+from pipeline.store.rollup import hours_between, rollup_hours
 from pipeline.schema import Author, Emotion, EnrichedMention, Entities, Flag, Metrics, Sentiment, Spam
-from pipeline.sink import MentionSink, ensure_mentions_layout, make_es_client
+from pipeline.store.mention_sink import MentionSink, ensure_mentions_layout, make_es_client
 from tests.conftest import create_api_key
 
 pytestmark = pytest.mark.services

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from pipeline.schema import EnrichedMention, Sentiment, Spam
-from pipeline.sink import MentionSink, ensure_mentions_layout, make_es_client
+from pipeline.store.mention_sink import MentionSink, ensure_mentions_layout, make_es_client
 
 pytestmark = pytest.mark.services
 

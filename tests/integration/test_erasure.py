@@ -11,13 +11,13 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.main import create_app
-from pipeline.alert_sink import AlertSink, ensure_alerts_layout
-from pipeline.alerts import Alert, AlertWindow, alert_id
-from pipeline.erasure import AuthorRef, ErasureTarget, erase, kafka_publisher
-from pipeline.retention import apply_retention
+from pipeline.alerts.sink import AlertSink, ensure_alerts_layout
+from pipeline.alerts.records import Alert, AlertWindow, alert_id
+from pipeline.store.erasure import AuthorRef, ErasureTarget, erase, kafka_publisher
+from pipeline.store.retention import apply_retention
 from pipeline.schema import Author, EnrichedMention, parse_mention
 from pipeline.settings import get_settings
-from pipeline.sink import MentionSink, ensure_mentions_layout, make_es_client
+from pipeline.store.mention_sink import MentionSink, ensure_mentions_layout, make_es_client
 
 pytestmark = pytest.mark.services
 
@@ -149,7 +149,7 @@ def _read_raw(settings, keys: set[str]) -> list[dict]:
 
 def test_erase_by_mention_id_from_the_cli_sends_a_deletion_notice_through_kafka(scoped, monkeypatch, capsys):
     from connectors.publish import ensure_topics
-    from pipeline.cli import main
+    from cli.main import main
 
     ensure_topics(scoped)
     run(seed(scoped, BOB))

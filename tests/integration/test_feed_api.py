@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.routes.feed import feed_lines, feed_query, open_snapshot
 from pipeline.schema import EnrichedMention, Sentiment
-from pipeline.sink import MentionSink, ensure_mentions_layout, make_es_client
+from pipeline.store.mention_sink import MentionSink, ensure_mentions_layout, make_es_client
 
 pytestmark = pytest.mark.services
 

@@ -1,7 +1,7 @@
 """The ES compiler and the stream matcher give the same answer on the same real posts.
 
 About 500 EmpythyCorpus posts go into an index with earshot's real mapping (entities extracted by
-``pipeline/entities.py``); for every query in the shared list, the ids ES returns for the compiled
+``pipeline/enrich/entities.py``); for every query in the shared list, the ids ES returns for the compiled
 query must equal the ids the matcher tags.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
-from pipeline.index import MENTION_MAPPINGS
+from pipeline.store.mappings import MENTION_MAPPINGS
 from pipeline.listening import QueryMatcher, analyze, to_es_query
 from tests.unit.test_listening_matcher import corpus_documents, queries_for
 

@@ -122,7 +122,7 @@ def test_classify_cli_reads_and_writes_files(tmp_path):
         json.dumps({"text": CLEAR[1], "campaign": "spring"}),
     ]) + "\n")
     out = tmp_path / "out.jsonl"
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "classify", "--in", str(source), "--out", str(out)],
+    result = subprocess.run([sys.executable, "-m", "cli.main", "classify", "--in", str(source), "--out", str(out)],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "line 2: not JSON" in result.stderr and "1 bad lines skipped" in result.stderr
@@ -136,7 +136,7 @@ def test_classify_cli_reads_and_writes_files(tmp_path):
 
 
 def test_classify_cli_pipes_stdin_to_stdout():
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "classify", "--in", "-", "--out", "-"],
+    result = subprocess.run([sys.executable, "-m", "cli.main", "classify", "--in", "-", "--out", "-"],
                             input=json.dumps({"id": 1, "text": CLEAR[1]}) + "\n", cwd=REPO,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -26,12 +26,12 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.main import create_app
-from pipeline.alert_sink import AlertSink, ensure_alerts_layout
-from pipeline.alerts import SEVERITIES, SIGNALS, STATUSES, Alert, AlertWindow, alert_id
-from pipeline.rollup import hours_between, rollup_hours
+from pipeline.alerts.sink import AlertSink, ensure_alerts_layout
+from pipeline.alerts.records import SEVERITIES, SIGNALS, STATUSES, Alert, AlertWindow, alert_id
+from pipeline.store.rollup import hours_between, rollup_hours
 from pipeline.schema import Author, EnrichedMention, Entities, Flag, Sentiment, Spam
 from pipeline.settings import Settings
-from pipeline.sink import MentionSink, ensure_mentions_layout, make_es_client
+from pipeline.store.mention_sink import MentionSink, ensure_mentions_layout, make_es_client
 from tests.servers import serve
 
 pytestmark = pytest.mark.services

@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pipeline.index import mention_index_name
+from pipeline.store.mappings import mention_index_name
 from pipeline.schema import EnrichedMention
-from pipeline.sink import MentionSink, ensure_mentions_layout, make_es_client
+from pipeline.store.mention_sink import MentionSink, ensure_mentions_layout, make_es_client
 
 pytestmark = pytest.mark.services
 
@@ -73,7 +73,7 @@ def test_a_document_es_refuses_comes_back_with_its_reason_and_the_rest_is_stored
 
 def test_indices_from_an_older_schema_get_the_new_fields(settings):
     """A monthly index created before schema 2 (no model fields) accepts schema-2 documents after start-up."""
-    from pipeline.index import MENTION_MAPPINGS
+    from pipeline.store.mappings import MENTION_MAPPINGS
 
     index = f"{settings.index_prefix}-mentions-2025.01"
     old = {k: v for k, v in MENTION_MAPPINGS["properties"].items() if k not in ("emotion", "purposes", "teams", "priority")}

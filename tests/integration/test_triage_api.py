@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from api.triage import act, ensure_triage_layout
+from api.triage_store import act, ensure_triage_layout
 from pipeline.schema import Author, EnrichedMention, Sentiment, Spam
-from pipeline.sink import MentionSink, ensure_mentions_layout, make_es_client
-from pipeline.triage import Action
+from pipeline.store.mention_sink import MentionSink, ensure_mentions_layout, make_es_client
+from pipeline.store.triage_state import Action
 
 pytestmark = pytest.mark.services
 
@@ -226,7 +226,7 @@ def test_kpis_take_a_per_team_sla_and_a_range(settings, api_keys, kpi_state):
 
 
 def test_erasure_removes_the_triage_state_too(care, settings):
-    from pipeline.erasure import ErasureTarget, erase
+    from pipeline.store.erasure import ErasureTarget, erase
 
     assert care.post("/v1/triage/mentions/triagetest:q8/assign", json={"assignee": "ana",
                                                                         "note": "author says: call me on 555"}).status_code == 200

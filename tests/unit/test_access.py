@@ -10,12 +10,12 @@ from datetime import datetime, timezone
 import pytest
 from elastic_transport import ConnectionError as ESConnectionError
 
-from api.access import (ADMIN, ALERTS_WRITE, AUDIT_READ, INGEST_WRITE, MENTIONS_READ, QUERIES_ADMIN, ROLE_SCOPES,
+from api.auth.scopes import (ADMIN, ALERTS_WRITE, AUDIT_READ, INGEST_WRITE, MENTIONS_READ, QUERIES_ADMIN, ROLE_SCOPES,
                         ROLES, SCOPES, WEBHOOKS_ADMIN, allows, hash_secret, new_key, parse_key, secret_matches,
                         scopes_for)
 from api.audit import audit_entry, outcome
-from api.keystore import KeyStore
-from api.ratelimit import RateLimiter, TokenBucket
+from api.auth.keys import KeyStore
+from api.auth.ratelimit import RateLimiter, TokenBucket
 from pipeline.secret_files import InsecureSecretFile, check_secret_file
 from pipeline.settings import Settings
 
@@ -202,7 +202,7 @@ def test_settings_read_secrets_from_a_private_folder_or_named_file_and_refuse_op
 # -- audit entries -------------------------------------------------------------------------------
 
 def test_audit_entries_say_who_what_and_how_it_ended():
-    from api.auth import Principal
+    from api.auth.guard import Principal
 
     who = Principal("0123456789abcdef", "dashboard", "comms", None, "key")
     entry = audit_entry(time=T0, method="POST", route="/v1/alerts/{alert_id}/ack", path="/v1/alerts/x/ack",
@@ -218,7 +218,7 @@ def test_audit_entries_say_who_what_and_how_it_ended():
 
 
 def test_keys_command_line():
-    from pipeline.cli import build_parser
+    from cli.main import build_parser
 
     args = build_parser().parse_args(["keys", "create", "--role", "crisis", "--name", "war room", "--rate-per-minute", "60"])
     assert (args.action, args.role, args.name, args.rate_per_minute, args.replace) == ("create", "crisis", "war room", 60, False)

@@ -1,4 +1,4 @@
-"""A brand's spike watch (pipeline/brand_watch.py) and significant terms (pipeline/terms.py)."""
+"""A brand's spike watch (pipeline/alerts/incidents.py) and significant terms (pipeline/alerts/explain.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import json
 import math
 import random
 
-from pipeline.alerts import Alert, alert_id
-from pipeline.brand_watch import BrandWatch, brand_mentions, count_into, minute_counts, watch_config
-from pipeline.routing import RoutingRules
-from pipeline.terms import Background, g2, significant_terms, terms_of
+from pipeline.alerts.records import Alert, alert_id
+from pipeline.alerts.incidents import BrandWatch, brand_mentions, count_into, minute_counts, watch_config
+from pipeline.enrich.routing import RoutingRules
+from pipeline.alerts.explain import Background, g2, significant_terms, terms_of
 
 START = 1_772_409_600.0  # 2026-03-02 00:00 UTC, a Monday
 CHATTER = ["flight was fine", "boarding now", "lounge coffee good", "landed on time", "crew friendly today",

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.brands import BrandMatcher, BrandSpec
-from pipeline.entities import extract_entities
+from pipeline.enrich.brands import BrandMatcher, BrandSpec
+from pipeline.enrich.entities import extract_entities
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,7 @@
 import io
 import json
 
-from pipeline.classify import BadLine, classify_stream, output_record, parse_line
+from pipeline.enrich.classify import BadLine, classify_stream, output_record, parse_line
 from tests.unit.test_enrich import NOW, Model, enricher
 
 MODEL_KEYS = {"sentiment", "emotion", "complaint", "offensive", "hate", "irony"}

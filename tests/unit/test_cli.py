@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pipeline.cli import build_parser, parse_start
+from cli.main import build_parser, parse_start
 
 
 def test_start_accepts_iso_and_relative_times():

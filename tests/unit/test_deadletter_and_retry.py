@@ -6,8 +6,8 @@ import pytest
 
 import json
 
-from pipeline.deadletter import MAX_PAYLOAD_BYTES, MAX_RECORD_BYTES, dead_letter, encode_dead_letter
-from pipeline.retry import backoff_delay
+from pipeline.worker.dead_letters import MAX_PAYLOAD_BYTES, MAX_RECORD_BYTES, dead_letter, encode_dead_letter
+from pipeline.worker.retry import backoff_delay
 
 NOW = datetime(2026, 11, 24, tzinfo=timezone.utc)
 
@@ -48,7 +48,7 @@ def test_encoded_dead_letter_fits_a_kafka_message_even_when_escaping_inflates_it
 def test_retry_until_done_retries_failures_and_returns_the_result():
     import asyncio
 
-    from pipeline.retry import retry_until_done
+    from pipeline.worker.retry import retry_until_done
 
     calls = []
 

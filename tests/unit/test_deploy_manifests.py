@@ -221,7 +221,7 @@ def test_keda_scales_the_real_consumer_groups_within_the_partitions() -> None:
 
 
 def test_the_consumer_groups_are_the_faust_app_ids() -> None:
-    source = (ROOT / "pipeline" / "app.py").read_text() + (ROOT / "pipeline" / "spike_app.py").read_text()
+    source = (ROOT / "pipeline" / "worker" / "app.py").read_text() + (ROOT / "pipeline" / "alerts" / "watcher.py").read_text()
     assert "make_app(settings.app_id," in source
     assert 'make_app(f"{settings.app_id}-spikes",' in source
 
@@ -315,7 +315,7 @@ def earshot_commands() -> list[tuple[str, list[str]]]:
 
 
 def test_every_command_is_a_real_earshot_command() -> None:
-    from pipeline.cli import build_parser
+    from cli.main import build_parser
 
     parser = build_parser()
     seen = set()

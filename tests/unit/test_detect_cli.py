@@ -7,7 +7,7 @@ import math
 from datetime import datetime, timezone
 
 from bench.spikes import CARRIED, Series, evaluate, score
-from pipeline.cli import main
+from cli.main import main
 from tests.unit.test_spikes import START, series
 
 

@@ -4,10 +4,10 @@ from datetime import datetime, timezone
 
 from models.enricher import ClassLabel, Flag, TextEnrichment
 from models.tasks import PURPOSES
-from pipeline.brands import BrandMatcher, BrandSpec
-from pipeline.enrich import MentionEnricher, models_can_read
-from pipeline.language import LanguageGuess
-from pipeline.routing import RoutingRules
+from pipeline.enrich.brands import BrandMatcher, BrandSpec
+from pipeline.enrich.enricher import MentionEnricher, models_can_read
+from pipeline.enrich.language import LanguageGuess
+from pipeline.enrich.routing import RoutingRules
 from pipeline.schema import Author, Mention, Metrics
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)

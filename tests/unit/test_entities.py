@@ -1,4 +1,4 @@
-from pipeline.entities import extract_entities
+from pipeline.enrich.entities import extract_entities
 
 
 def test_extracts_each_sigil_kind_normalised():

@@ -3,7 +3,7 @@ worker's near-duplicate memory forgetting a deleted post."""
 
 import pytest
 
-from pipeline.erasure import (
+from pipeline.store.erasure import (
     AuthorRef,
     ErasureTarget,
     alert_query,
@@ -12,7 +12,7 @@ from pipeline.erasure import (
     mention_query,
     strip_examples,
 )
-from pipeline.near_dup import NearDuplicateIndex, simhash
+from pipeline.enrich.near_dup import NearDuplicateIndex, simhash
 
 
 def test_author_refs_parse_platform_and_handle_and_know_the_spellings():

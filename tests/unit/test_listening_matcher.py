@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from connectors.replay import EmpythyCorpus, _normalise_row
-from pipeline.entities import extract_entities
+from pipeline.enrich.entities import extract_entities
 from pipeline.listening import MentionView, QueryMatcher, matches, parse
 from pipeline.listening.matcher import compile_predicate
 from pipeline.schema import EnrichedMention

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from api.metrics import instrument, route_template
-from pipeline.deadletter import dead_letter
+from pipeline.worker.dead_letters import dead_letter
 from pipeline.logs import (JsonLogFormatter, TextLogFormatter, configure_logging, faust_logging_config,
                            record_context, uvicorn_log_config)
 from pipeline.metrics import ConsumerLagCollector, consumer_lags, count_out, partition_lag
@@ -172,7 +172,7 @@ def test_a_dead_letter_logs_one_json_line_with_its_mention_and_position(restore_
     setup_logging(loglevel="INFO", logging_config=faust_logging_config("json"))
     dead_letter(stage="validate", reason="text is empty", payload=b"{}", failed_at=NOW, mention_id="x:1",
                 topic="mentions.raw", partition=2, offset=41)
-    [line] = [r for r in lines_of(capsys.readouterr().err) if r["logger"] == "pipeline.deadletter"]
+    [line] = [r for r in lines_of(capsys.readouterr().err) if r["logger"] == "pipeline.worker.dead_letters"]
     assert line["level"] == "WARNING" and "text is empty" in line["message"]
     assert (line["mention_id"], line["topic"], line["partition"], line["offset"]) == ("x:1", "mentions.raw", 2, 41)
     assert datetime.fromisoformat(line["timestamp"]).tzinfo is not None

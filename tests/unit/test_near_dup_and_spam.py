@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, settings as hsettings, strategies as st
 
-from pipeline.near_dup import NearDuplicateIndex, distance, normalise, simhash
-from pipeline.spam import AuthorActivity, SpamFeatures, account_age_days, spam_score
+from pipeline.enrich.near_dup import NearDuplicateIndex, distance, normalise, simhash
+from pipeline.enrich.spam import AuthorActivity, SpamFeatures, account_age_days, spam_score
 
 POST = "United lost my bag for the third time this month and nobody at the desk can tell me where it is"
 

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pipeline.retention import indices_to_drop, partition_end, retention_families
+from pipeline.store.retention import indices_to_drop, partition_end, retention_families
 from pipeline.settings import Settings
 
 FAMILIES = ["earshot-mentions", "earshot-audit"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from pipeline.rollup import (
+from pipeline.store.rollup import (
     MAX_HOURS_PER_QUERY, empty_rollup, hour_of, hour_ranges, hours_between, rollup_aggregation_body,
     rollup_bulk_operations, rollup_documents, rollup_id,
 )

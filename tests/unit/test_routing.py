@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.routing import (
+from pipeline.enrich.routing import (
     PURPOSES,
     TEAMS,
     PriorityParams,

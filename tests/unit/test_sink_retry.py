@@ -7,7 +7,7 @@ from elastic_transport import ApiResponseMeta, ConnectionError as ESConnectionEr
 from elasticsearch import ApiError
 
 from pipeline.settings import Settings
-from pipeline.sink import MentionSink
+from pipeline.store.mention_sink import MentionSink
 
 T = datetime(2026, 11, 24, tzinfo=timezone.utc)
 

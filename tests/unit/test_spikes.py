@@ -1,4 +1,4 @@
-"""The spike detector (pipeline/spikes.py) on synthetic series whose truth is known."""
+"""The spike detector (pipeline/alerts/detector.py) on synthetic series whose truth is known."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pipeline.spikes import DetectorConfig, SeriesDetector, infer_bucket_s
+from pipeline.alerts.detector import DetectorConfig, SeriesDetector, infer_bucket_s
 
 START = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()  # a Monday, 00:00 UTC
 BUCKET = 300

@@ -1,12 +1,12 @@
-"""Triage's pure core (``pipeline/triage.py``): state transitions, the KPI arithmetic, query shapes."""
+"""Triage's pure core (``pipeline/store/triage_state.py``): state transitions, the KPI arithmetic, query shapes."""
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from api.triage import decode_queue_cursor, encode_queue_cursor
+from api.triage_store import decode_queue_cursor, encode_queue_cursor
 from api.cursor import BadCursor
-from pipeline.triage import (Action, InvalidAction, KpiCounts, KpiWindows, StaleVersion, TriageRefused, apply,
+from pipeline.store.triage_state import (Action, InvalidAction, KpiCounts, KpiWindows, StaleVersion, TriageRefused, apply,
                              awaiting, kpis, percentile, team_mentions_query, untouched)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)

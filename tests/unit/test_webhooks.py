@@ -1,13 +1,13 @@
-"""Webhook signing, payloads, retry schedule and filters (pipeline/webhooks.py), and the merge
-rules between detector writes and people's changes (pipeline/alert_state.py)."""
+"""Webhook signing, payloads, retry schedule and filters (pipeline/alerts/webhooks.py), and the merge
+rules between detector writes and people's changes (pipeline/alerts/state.py)."""
 
 import json
 import random
 from datetime import datetime, timedelta, timezone
 
-from pipeline.alert_state import acknowledged, merge_detector_write, resolved
-from pipeline.alerts import Alert, AlertMention, AlertTerm, AlertWindow, alert_id
-from pipeline.webhooks import Webhook, backoff_delays, payload, retry_after_s, sign, verify, wants
+from pipeline.alerts.state import acknowledged, merge_detector_write, resolved
+from pipeline.alerts.records import Alert, AlertMention, AlertTerm, AlertWindow, alert_id
+from pipeline.alerts.webhooks import Webhook, backoff_delays, payload, retry_after_s, sign, verify, wants
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
 SECRET = "whsec_test_0123456789"

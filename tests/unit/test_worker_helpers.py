@@ -4,7 +4,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from pipeline.app import read_enriched, split_valid
+from pipeline.worker.app import read_enriched, split_valid
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
 

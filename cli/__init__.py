@@ -1,0 +1,1 @@
+"""The ``earshot`` command: the composition root. It imports every part; no part imports it."""

@@ -1,0 +1,1 @@
+"""Enrichment of validated mentions: language, entities, brands, models, routing, near-duplicates, spam."""
