@@ -7,10 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up down status reset run worker spikes api replay test test-unit bench-pipeline bench-connectors bench-faults bench-scale bench-api bench-models models eval-models eval-spikes lock clean
+.PHONY: help venv up down status reset run worker spikes api replay test test-unit test-contention bench-pipeline bench-connectors bench-faults bench-scale bench-api bench-models models eval-models eval-spikes lock clean
 
 help:
-	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker spikes api replay test-unit bench-pipeline bench-connectors bench-faults bench-scale bench-api bench-models models eval-models eval-spikes lock"
+	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker spikes api replay test-unit test-contention bench-pipeline bench-connectors bench-faults bench-scale bench-api bench-models models eval-models eval-spikes lock"
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ test: venv
 
 test-unit: venv
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+# The end-to-end tests with every core kept busy by a CPU burner (a user's machine is not idle).
+test-contention: venv
+	$(BIN)/python -m pytest tests/e2e --contention $(PYTEST_ARGS)
 
 bench-pipeline: venv
 	$(BIN)/python -m bench.pipeline $(ARGS)

@@ -20,6 +20,36 @@ from bench.harness import SERVICES, Worker, drop_namespace, services_running, se
 RUN_ID = uuid.uuid4().hex[:8]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--contention", action="store_true", default=bool(os.environ.get("EARSHOT_TEST_CONTENTION")),
+                     help="keep every core busy with a CPU burner for the whole session (EARSHOT_TEST_CONTENTION=1): "
+                          "start-up and shutdown races show on a busy machine, not an idle one")
+
+
+def _burn() -> None:  # pragma: no cover - runs in the burner processes
+    while True:
+        pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def contention(request):
+    """With ``--contention``: one busy-looping process per core (normal priority, like a user's
+    other work) from the first test to the last."""
+    if not request.config.getoption("contention"):
+        yield 0
+        return
+    import multiprocessing
+
+    burners = [multiprocessing.get_context("spawn").Process(target=_burn, daemon=True) for _ in range(os.cpu_count() or 2)]
+    for burner in burners:
+        burner.start()
+    yield len(burners)
+    for burner in burners:
+        burner.terminate()
+    for burner in burners:
+        burner.join(10)
+
+
 @pytest.fixture(scope="session")
 def services():
     """Kafka on 127.0.0.1:9092 and Elasticsearch on 127.0.0.1:9200, up and healthy."""
