@@ -54,3 +54,43 @@ def test_kafka_python_3_spelling_of_the_metadata():
     assert missing_or_unled([led], spec) == []
     assert missing_or_unled([{**led, "partitions": [{"partition_index": 0, "leader_id": -1}] * 2}], spec) == ["a"]
     assert missing_or_unled([{"name": "a", "error_code": 3, "partitions": []}], spec) == ["a"]
+
+
+class _Metadata:
+    """What a consumer's metadata says of each topic's partition count (None: unknown)."""
+
+    def __init__(self, counts):
+        self.counts = counts
+
+    def topic_partitions(self, topic):
+        return self.counts.get(topic)
+
+
+def test_a_changelog_not_yet_in_the_metadata_is_not_a_mismatch_but_a_real_one_still_is():
+    import faust
+    import pytest
+
+    from pipeline.worker.streams import LedTable
+
+    app = faust.App("led-table-test", Table=LedTable, autodiscover=False)
+    table = app.Table("t", partitions=4, key_type=str)
+    assert isinstance(table, LedTable)
+    changelog = table.changelog_topic_name
+    app.consumer = _Metadata({"src": 4, changelog: 0})  # just created: metadata lags
+    table._verify_source_topic_partitions("src")  # no PartitionsMismatch
+    assert "src" not in table._verified_source_topics_for_partitions  # asked again next time
+    app.consumer = _Metadata({"src": 4, changelog: 4})
+    table._verify_source_topic_partitions("src")
+    assert "src" in table._verified_source_topics_for_partitions
+    other = app.Table("u", partitions=4, key_type=str)
+    app.consumer = _Metadata({"src": 4, other.changelog_topic_name: 2})
+    with pytest.raises(faust.exceptions.PartitionsMismatch):
+        other._verify_source_topic_partitions("src")
+
+
+def test_the_watcher_tables_are_led_tables():
+    from pipeline.alerts import watcher
+    from pipeline.worker.streams import LedTable
+
+    assert isinstance(watcher.spike_watch, LedTable)
+    assert isinstance(watcher.brand_minutes.table, LedTable)
