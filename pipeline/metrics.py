@@ -10,6 +10,7 @@ Names (all in the default registry):
     earshot_mentions_in_total{agent}                records an agent took from its topic
     earshot_mentions_out_total{agent,outcome}       what became of them (enriched, rejected, indexed, ...)
     earshot_consumer_lag{app,topic,partition}       highwater - committed offset, per assigned partition
+    earshot_partition_stalled{app,topic,partition}  1 while a partition's lag grows and nothing of it is read
     earshot_enrich_batch_seconds / _batch_size      model enrichment per batch (s, mentions)
     earshot_es_bulk_seconds{operation}              one Elasticsearch bulk request (s)
     earshot_es_bulk_failures_total{reason}          whole-request failures and per-item errors
@@ -32,13 +33,17 @@ for the agents that fan out):
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, disable_created_metrics,
                                generate_latest)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from pipeline.logs import record_context
 
 log = logging.getLogger(__name__)
 disable_created_metrics()  # no *_created series: they double the exposition and no dashboard reads them
@@ -98,7 +103,14 @@ def partition_lag(highwater: int | None, committed: int | None, read: int | None
 
 
 def consumer_lags(consumer: Any) -> Iterator[tuple[str, int, int]]:
-    """``(topic, partition, lag)`` for each partition assigned to a started Faust consumer.
+    """``(topic, partition, lag)`` for each partition assigned to a started Faust consumer."""
+    for topic, partition, lag, _read in consumer_positions(consumer):
+        yield topic, partition, lag
+
+
+def consumer_positions(consumer: Any) -> Iterator[tuple[str, int, int, int | None]]:
+    """``(topic, partition, lag, last offset read)`` for each partition assigned to a started
+    Faust consumer.
 
     Faust keeps the committed and read offsets per partition (``_committed_offset``,
     ``_read_offset``: no public accessor in faust-streaming 0.15) and the highwater comes from
@@ -113,7 +125,56 @@ def consumer_lags(consumer: Any) -> Iterator[tuple[str, int, int]]:
         # .get: these are defaultdicts, and a scrape must not add keys to Faust's state
         lag = partition_lag(highwater, committed.get(tp), read.get(tp))
         if lag is not None:
-            yield tp.topic, tp.partition, lag
+            yield tp.topic, tp.partition, lag, read.get(tp)
+
+
+PartitionKey = tuple[str, int]
+
+
+@dataclass
+class StallWatch:
+    """Finds partitions whose consumer went idle while their lag grows: records keep arriving,
+    none is read (the table-recovery stall seen with faust-streaming 0.15, a hung agent, a
+    backend that blocks every batch). Pure: samples and the clock come in.
+
+    A partition is *stalled* once its last-read offset has not moved for ``idle_s`` seconds
+    while its lag rose above what it was when reading stopped. Reading again ends the stall."""
+
+    idle_s: float = 60.0
+    # per partition: (last read offset, lag when it was last seen moving, since when idle)
+    _idle: dict[PartitionKey, tuple[int | None, int, float]] = field(default_factory=dict)
+    stalled: set[PartitionKey] = field(default_factory=set)
+
+    def observe(self, now_s: float, samples: Iterable[tuple[str, int, int, int | None]]
+                ) -> tuple[list[tuple[PartitionKey, int, int, float]], list[PartitionKey]]:
+        """Take one sample per assigned partition; return (newly stalled as (key, lag then, lag
+        now, idle seconds), recovered keys). Partitions no longer assigned are forgotten."""
+        seen: set[PartitionKey] = set()
+        new, recovered = [], []
+        for topic, partition, lag, read in samples:
+            key = (topic, partition)
+            seen.add(key)
+            last = self._idle.get(key)
+            if last is None or last[0] != read:  # first sight, or it read something: moving
+                self._idle[key] = (read, lag, now_s)
+                if key in self.stalled:
+                    self.stalled.discard(key)
+                    recovered.append(key)
+                continue
+            _, lag_then, since = last
+            if key not in self.stalled and lag > lag_then and now_s - since >= self.idle_s:
+                self.stalled.add(key)
+                new.append((key, lag_then, lag, now_s - since))
+        for key in set(self._idle) - seen:
+            del self._idle[key]
+            if key in self.stalled:
+                self.stalled.discard(key)
+                recovered.append(key)
+        return new, recovered
+
+
+STALLED = Gauge("earshot_partition_stalled", "1 while a partition's lag grows and its consumer reads nothing "
+                "of it (for EARSHOT_STALL_S seconds); 0 once it reads again.", ["app", "topic", "partition"])
 
 
 class ConsumerLagCollector(Collector):
@@ -151,10 +212,32 @@ CONSUMER_LAG = ConsumerLagCollector()
 REGISTRY.register(CONSUMER_LAG)
 
 
-def serve_metrics(app: Any, name: str) -> None:
-    """Serve the registry at ``/metrics`` on a Faust app's web server and export its consumer lag
-    under ``app=name``."""
+def serve_metrics(app: Any, name: str, stall_s: float = 60.0) -> None:
+    """Serve the registry at ``/metrics`` on a Faust app's web server, export its consumer lag
+    under ``app=name``, and watch its partitions for stalls (``StallWatch``) every 10 s: a stall
+    is logged as a warning and exported as ``earshot_partition_stalled``."""
     CONSUMER_LAG.apps[name] = app
+    watch = StallWatch(idle_s=stall_s)
+
+    @app.timer(interval=10.0)
+    async def watch_for_stalls() -> None:
+        consumer = getattr(app, "_consumer", None)
+        if consumer is None:
+            return
+        try:
+            samples = list(consumer_positions(consumer))
+        except Exception as exc:  # noqa: BLE001 - rebalancing: sample again next time
+            log.debug("positions of %s not available: %r", name, exc)
+            return
+        new, recovered = watch.observe(time.monotonic(), samples)
+        for (topic, partition), lag_then, lag_now, idle in new:
+            log.warning("%s: partition %s[%d] is stalled: nothing read for %.0f s while its lag grew from %d to %d",
+                        name, topic, partition, idle, lag_then, lag_now,
+                        extra=record_context(topic=topic, partition=partition))
+            STALLED.labels(name, topic, str(partition)).set(1)
+        for topic, partition in recovered:
+            log.info("%s: partition %s[%d] is read again", name, topic, partition)
+            STALLED.labels(name, topic, str(partition)).set(0)
 
     @app.page("/metrics")
     async def metrics(view, request):  # noqa: ARG001 - Faust's view signature

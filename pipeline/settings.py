@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # Worker
     worker_web_port: int = Field(6066, description="Faust web port (one per worker on a host).")
     spikes_web_port: int = Field(6067, description="Faust web port of the spike watcher (one per host).")
+    stall_s: float = Field(60.0, gt=0, description="Seconds a partition may go unread while its lag grows "
+                           "before it is reported stalled (log warning, earshot_partition_stalled).")
     enrich_batch_size: int = Field(64, ge=1, description="Mentions per model forward pass.")
     enrich_batch_window_s: float = Field(0.2, gt=0, description="Max wait to fill a batch, s.")
     index_batch_size: int = Field(500, ge=1, description="Documents per ES bulk request.")

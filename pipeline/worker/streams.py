@@ -67,7 +67,7 @@ def make_app(app_id: str, settings: Settings, web_port: int) -> faust.App:
         web_enabled=True,
         logging_config=faust_logging_config(settings.log_format),
     )
-    serve_metrics(app, app_id)
+    serve_metrics(app, app_id, settings.stall_s)
     return app
 
 

@@ -214,3 +214,37 @@ def test_text_format_is_one_setting_away(restore_logging):
     logging.getLogger().handlers[0].setStream(stream)
     logging.getLogger("earshot.spikes").info("alerts: %s", "united/volume")
     assert "[INFO] earshot.spikes: alerts: united/volume" in stream.getvalue()
+
+
+# -- the stall watchdog ---------------------------------------------------------------------------
+
+def test_a_partition_whose_lag_grows_while_nothing_is_read_is_stalled_then_recovers():
+    from pipeline.metrics import StallWatch
+
+    watch = StallWatch(idle_s=60)
+    assert watch.observe(0, [("t", 0, 5, 10)]) == ([], [])
+    assert watch.observe(30, [("t", 0, 9, 10)]) == ([], [])  # idle 30 s: not yet
+    new, _ = watch.observe(61, [("t", 0, 12, 10)])
+    assert new == [(("t", 0), 5, 12, 61)] and watch.stalled == {("t", 0)}
+    assert watch.observe(71, [("t", 0, 14, 10)]) == ([], [])  # reported once per stall
+    assert watch.observe(81, [("t", 0, 3, 25)]) == ([], [("t", 0)])  # reading again
+    assert watch.stalled == set()
+
+
+def test_an_idle_partition_with_nothing_new_is_not_stalled_and_a_moving_one_never_is():
+    from pipeline.metrics import StallWatch
+
+    watch = StallWatch(idle_s=60)
+    for t in range(0, 300, 10):  # caught up and quiet: lag stays, read stays
+        assert watch.observe(t, [("quiet", 0, 2, 7)])[0] == []
+    for t in range(0, 300, 10):  # busy but keeping up: lag grows, reads advance
+        assert watch.observe(t, [("busy", 1, t, t)])[0] == []
+
+
+def test_a_stalled_partition_that_is_revoked_is_forgotten():
+    from pipeline.metrics import StallWatch
+
+    watch = StallWatch(idle_s=10)
+    watch.observe(0, [("t", 0, 1, None)])
+    assert watch.observe(20, [("t", 0, 8, None)])[0]  # nothing ever read, lag grew
+    assert watch.observe(30, []) == ([], [("t", 0)])
