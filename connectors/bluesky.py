@@ -65,7 +65,7 @@ import httpx
 from pydantic import SecretStr
 
 from connectors.base import Batch, Outgoing
-from connectors.common import parse_utc
+from connectors.common import parse_utc, settle_language
 from connectors.polite import Counters, PoliteClient, SourceError, reset_delay_s
 from pipeline.worker.retry import backoff_delay
 
@@ -157,19 +157,126 @@ def _reply_parent(record: Mapping[str, Any]) -> str | None:
 
 # --- Normalisation ----------------------------------------------------------------------------
 
+_LINK = "app.bsky.richtext.facet#link"
+_MENTION = "app.bsky.richtext.facet#mention"
+_TAG = "app.bsky.richtext.facet#tag"
+
+
+@dataclass(frozen=True)
+class PostText:
+    """What a post says, for reading and matching: ``text`` with each link's display form
+    (``www.youtube.com/watch?v=V5lD...``) replaced by its full URL, then the embed's
+    matchable words (link card title and description, image alt text), each marked."""
+
+    text: str
+    links: list[str]
+    handles: list[str]  # DIDs of the accounts the facets mention
+    hashtags: list[str]  # without '#'
+    quoted: str | None  # AT URI of a quoted post
+
+
+def _facet_features(record: Mapping[str, Any]) -> list[tuple[int, int, dict[str, Any]]]:
+    """(byteStart, byteEnd, feature) of every facet feature, in text order. Facet indices are
+    byte offsets into the UTF-8 text, not character offsets."""
+    found = []
+    for facet in record.get("facets") or []:
+        index = facet.get("index") if isinstance(facet, dict) else None
+        if not isinstance(index, dict):
+            continue
+        start, end = index.get("byteStart"), index.get("byteEnd")
+        if not isinstance(start, int) or not isinstance(end, int) or not 0 <= start <= end:
+            continue
+        for feature in facet.get("features") or []:
+            if isinstance(feature, dict):
+                found.append((start, end, feature))
+    return sorted(found, key=lambda f: (f[0], f[1]))
+
+
+def _with_full_links(text: str, features: list[tuple[int, int, dict[str, Any]]]) -> str:
+    """``text`` with each link facet's span replaced by the facet's URI."""
+    data = text.encode("utf-8")
+    out, at = [], 0
+    for start, end, feature in features:
+        uri = feature.get("uri")
+        if feature.get("$type") != _LINK or not isinstance(uri, str) or start < at or end > len(data):
+            continue
+        out += [data[at:start], uri.encode("utf-8")]
+        at = end
+    out.append(data[at:])
+    return b"".join(out).decode("utf-8", "replace")
+
+
+def _embed_lines(embed: Any) -> tuple[list[str], str | None]:
+    """(matchable lines of an embed, the AT URI of a quoted post)."""
+    if not isinstance(embed, dict):
+        return [], None
+    kind = embed.get("$type") or ""
+    lines: list[str] = []
+    quoted = None
+    if kind.startswith("app.bsky.embed.recordWithMedia"):
+        lines, _ = _embed_lines(embed.get("media"))
+        _, quoted = _embed_lines(embed.get("record"))
+        return lines, quoted
+    if kind.startswith("app.bsky.embed.record"):
+        target = embed.get("record")
+        uri = target.get("uri") if isinstance(target, dict) else None
+        return [], uri if isinstance(uri, str) else None
+    external = embed.get("external")
+    if isinstance(external, dict):
+        card = " - ".join(str(external[k]).strip() for k in ("title", "description")
+                          if isinstance(external.get(k), str) and external[k].strip())
+        uri = external.get("uri") if isinstance(external.get("uri"), str) else ""
+        if card or uri:
+            lines.append(f"[link: {card} {uri}]".replace("  ", " ") if card else f"[link: {uri}]")
+    for image in embed.get("images") or []:
+        alt = image.get("alt") if isinstance(image, dict) else None
+        if isinstance(alt, str) and alt.strip():
+            lines.append(f"[image: {alt.strip()}]")
+    if isinstance(embed.get("alt"), str) and embed["alt"].strip():  # app.bsky.embed.video
+        lines.append(f"[video: {embed['alt'].strip()}]")
+    return lines, quoted
+
+
+def post_text(record: Mapping[str, Any]) -> PostText:
+    """The matchable text of a post record, and the links, handles and tags of its facets."""
+    text = record.get("text") if isinstance(record.get("text"), str) else ""
+    features = _facet_features(record)
+    body = _with_full_links(text, features) if features else text
+    lines, quoted = _embed_lines(record.get("embed"))
+    full = "\n".join(part for part in [body, *lines] if part.strip())
+    links = [f["uri"] for _, _, f in features if f.get("$type") == _LINK and isinstance(f.get("uri"), str)]
+    external = (record.get("embed") or {}).get("external") if isinstance(record.get("embed"), dict) else None
+    if isinstance(external, dict) and isinstance(external.get("uri"), str) and external["uri"] not in links:
+        links.append(external["uri"])
+    return PostText(
+        text=full,
+        links=links,
+        handles=[f["did"] for _, _, f in features if f.get("$type") == _MENTION and isinstance(f.get("did"), str)],
+        hashtags=[f["tag"] for _, _, f in features if f.get("$type") == _TAG and isinstance(f.get("tag"), str)],
+        quoted=quoted,
+    )
+
+
+def _facet_raw(said: PostText) -> dict[str, Any]:
+    extra: dict[str, Any] = {"links": said.links, "mentioned_dids": said.handles, "hashtags": said.hashtags}
+    if said.quoted:
+        extra["quoted_id"] = mention_id(said.quoted)
+    return extra
+
 
 def jetstream_record(event: Mapping[str, Any]) -> dict[str, Any] | None:
     """The Mention-shaped dict of a Jetstream post commit (create or update), or None.
 
-    None when the post has no text (images only): there is nothing to read or match. The
+    None when the post has nothing to read: no text, no link card, no alt text. The
     firehose carries no handle, profile or counts: the author is the DID, metrics are zero.
     """
     did = str(event["did"])
     commit = event["commit"]
     rkey = str(commit["rkey"])
     record = commit.get("record") if isinstance(commit.get("record"), dict) else {}
-    text = record.get("text")
-    if not isinstance(text, str) or not text.strip():
+    said = post_text(record)
+    text = said.text
+    if not text.strip():
         return None
     time_us = event.get("time_us")
     observed = from_time_us(int(time_us)) if isinstance(time_us, int) else None
@@ -189,6 +296,7 @@ def jetstream_record(event: Mapping[str, Any]) -> dict[str, Any] | None:
         "tags": record.get("tags") or [],
         "embed_type": _embed_type(record),
         "via": "jetstream",
+        **_facet_raw(said),
     }
     if replaced:
         raw["claimed_created_at"] = record.get("createdAt")
@@ -198,7 +306,7 @@ def jetstream_record(event: Mapping[str, Any]) -> dict[str, Any] | None:
         "url": post_url(did, rkey),
         "author": {"handle": did, "display_name": None, "followers": None, "verified": False},
         "text": text,
-        "lang": _lang(record.get("langs")),
+        "lang": settle_language(_lang(record.get("langs")), text, raw),
         "metrics": {"likes": 0, "shares": 0, "replies": 0},
         "in_reply_to": _reply_parent(record),
         "raw": raw,
@@ -214,8 +322,9 @@ def search_record(post: Mapping[str, Any], query: str | None = None) -> dict[str
     did, _collection, rkey = split_uri(uri)
     author = post.get("author") if isinstance(post.get("author"), dict) else {}
     record = post.get("record") if isinstance(post.get("record"), dict) else {}
-    text = record.get("text")
-    if not isinstance(text, str) or not text.strip():
+    said = post_text(record)
+    text = said.text
+    if not text.strip():
         return None
     did = str(author.get("did") or did)
     handle = author.get("handle")
@@ -236,6 +345,7 @@ def search_record(post: Mapping[str, Any], query: str | None = None) -> dict[str
         "embed_type": _embed_type(record),
         "quotes": _count(post.get("quoteCount")),
         "via": "search",
+        **_facet_raw(said),
     }
     if query is not None:
         raw["query"] = query
@@ -249,7 +359,7 @@ def search_record(post: Mapping[str, Any], query: str | None = None) -> dict[str
         "author": {"handle": str(handle), "display_name": str(display_name)[:512] if display_name else None,
                    "followers": None, "verified": False},  # postView's author carries no follower count
         "text": text,
-        "lang": _lang(record.get("langs")),
+        "lang": settle_language(_lang(record.get("langs")), text, raw),
         "metrics": {
             "likes": _count(post.get("likeCount")),
             # A share on Bluesky is a repost or a quote: both carry the post to new audiences.

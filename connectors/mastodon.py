@@ -56,7 +56,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 
 from connectors.base import Batch, Outgoing
-from connectors.common import RecentIds, utc_iso
+from connectors.common import RecentIds, settle_language, utc_iso
 from connectors.polite import Counters, PoliteClient, SourceError
 from connectors.sse import SSEParser
 from pipeline.worker.retry import backoff_delay
@@ -209,16 +209,26 @@ def mention_id(host: str, status_id: Any) -> str:
 
 
 def _status_text(status: dict[str, Any]) -> str:
-    """The content as text; a status with only media falls back to its content warning or alt texts."""
-    text = html_to_text(status.get("content") or "")
-    if text:
-        return text
+    """Everything a status says, for reading and matching: its content warning (marked
+    ``[CW: ...]``, first, as readers see it), the content, the poll's options (``[poll: a | b]``)
+    and the media descriptions (``[image: ...]``). Brands named only in a CW or a poll count."""
+    parts = []
     spoiler = (status.get("spoiler_text") or "").strip()
     if spoiler:
-        return spoiler
-    alts = [str(m.get("description")).strip() for m in status.get("media_attachments") or []
-            if isinstance(m, dict) and m.get("description")]
-    return "\n".join(a for a in alts if a)
+        parts.append(f"[CW: {spoiler}]")
+    content = html_to_text(status.get("content") or "")
+    if content:
+        parts.append(content)
+    poll = status.get("poll") if isinstance(status.get("poll"), dict) else {}
+    options = [str(o["title"]).strip() for o in poll.get("options") or []
+               if isinstance(o, dict) and isinstance(o.get("title"), str) and o["title"].strip()]
+    if options:
+        parts.append("[poll: " + " | ".join(options) + "]")
+    for media in status.get("media_attachments") or []:
+        if isinstance(media, dict) and isinstance(media.get("description"), str) and media["description"].strip():
+            kind = media.get("type") if media.get("type") in ("video", "gifv", "audio") else "image"
+            parts.append(f"[{kind}: {media['description'].strip()}]")
+    return "\n".join(parts)
 
 
 def status_record(status: dict[str, Any], host: str, *, timeline: str | None = None,
@@ -275,7 +285,8 @@ def status_record(status: dict[str, Any], host: str, *, timeline: str | None = N
             "verified": False,  # Mastodon has no verified accounts (profile link checks are not that)
         },
         "text": text,
-        "lang": language if isinstance(language, str) and 0 < len(language) <= 16 else None,
+        "lang": settle_language(language if isinstance(language, str) and 0 < len(language) <= 16 else None,
+                                text, raw),
         "metrics": {
             "likes": _count(post.get("favourites_count")),
             "shares": _count(post.get("reblogs_count")),

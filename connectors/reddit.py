@@ -180,16 +180,40 @@ _RAW_T1 = ("subreddit_id", "author_fullname", "link_id", "parent_id", "link_titl
            "edited", "score_hidden", "is_submitter")
 
 
+def unescape_markdown(text: str) -> str:
+    """Reddit's markdown source with the entities it stores for ``&``, ``<``, ``>`` undone
+    (they render as the characters; ``&amp;`` in a pasted URL is not part of the URL)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _captions(data: dict[str, Any]) -> list[str]:
+    """Captions of a gallery's images (``media_metadata``/``gallery_data``), marked."""
+    items = (data.get("gallery_data") or {}).get("items") or [] if isinstance(data.get("gallery_data"), dict) else []
+    return [f"[image: {str(i['caption']).strip()}]" for i in items
+            if isinstance(i, dict) and isinstance(i.get("caption"), str) and i["caption"].strip()]
+
+
 def _text(kind: str, data: dict[str, Any]) -> str:
-    """A post's ``title + "\\n\\n" + selftext``, or a comment's body; removed text left out."""
+    """A post's ``title + "\\n\\n" + selftext`` (and gallery captions), or a comment's body;
+    removed text left out."""
     if kind == "t1":
         body = (data.get("body") or "").strip()
-        return "" if body in _GONE else body
-    title = (data.get("title") or "").strip()
+        return "" if body in _GONE else unescape_markdown(body)
+    title = unescape_markdown((data.get("title") or "").strip())
     selftext = (data.get("selftext") or "").strip()
-    if not selftext or selftext in _GONE:
-        return title
-    return f"{title}\n\n{selftext}"
+    parts = [title] if not selftext or selftext in _GONE else [title, unescape_markdown(selftext)]
+    return "\n\n".join(p for p in [*parts, "\n".join(_captions(data))] if p)
+
+
+def removed_reason(kind: str, data: dict[str, Any]) -> str | None:
+    """``"removed"`` (by moderators or Reddit) or ``"deleted"`` (by its author) when a comment's
+    body, or a post's text, is gone; else None."""
+    body = (data.get("body") if kind == "t1" else data.get("selftext")) or ""
+    if body.strip() in _GONE:
+        return "deleted" if body.strip() == "[deleted]" else "removed"
+    if kind == "t3" and data.get("removed_by_category"):
+        return "deleted" if data["removed_by_category"] == "deleted" else "removed"
+    return None
 
 
 def _count(value: Any) -> int:
@@ -219,6 +243,9 @@ def normalise(child: dict[str, Any], stream_key: str) -> dict[str, Any] | None:
     if kind == "t3" and not data.get("is_self") and data.get("url"):
         raw["link_url"] = data["url"]  # what a link post points to
     raw.update({k: data[k] for k in (_RAW_T1 if kind == "t1" else _RAW_T3) if data.get(k) is not None})
+    gone = removed_reason(kind, data)
+    if gone:
+        raw["body_gone"] = gone  # the title is still public; the text was removed or deleted
     parent = data.get("parent_id") if kind == "t1" else None
     return {
         "id": f"{SOURCE}:{fullname(data)}",
@@ -236,6 +263,20 @@ def normalise(child: dict[str, Any], stream_key: str) -> dict[str, Any] | None:
         "in_reply_to": f"{SOURCE}:{parent}" if parent else None,
         "raw": raw,
     }
+
+
+def thing_outgoing(child: dict[str, Any], stream_key: str) -> Outgoing | None:
+    """What to publish for a listing child: its record; a deletion for a comment whose body is
+    gone (``[removed]``, ``[deleted]``: a copy indexed earlier must go too); None otherwise."""
+    record = normalise(child, stream_key)
+    if record is not None:
+        return Outgoing(key=record["id"], record=record)
+    kind, data = child.get("kind"), child.get("data")
+    if kind == "t1" and isinstance(data, dict) and fullname(data) and removed_reason(kind, data):
+        mention = f"{SOURCE}:{fullname(data)}"
+        return Outgoing(key=mention, record={"id": mention, "source": SOURCE, "reason": removed_reason(kind, data)},
+                        deleted=True)
+    return None
 
 
 # --- The API ----------------------------------------------------------------------------------
@@ -407,9 +448,9 @@ class RedditSource:
             return [], None
         if not fresh:
             return [], None
-        records = [r for r in (normalise(child, stream.key) for child in reversed(fresh)) if r is not None]
+        items = [out for out in (thing_outgoing(child, stream.key) for child in reversed(fresh)) if out is not None]
         state = (previous or StreamState()).after([child["data"] for child in fresh])
-        return [Outgoing(key=r["id"], record=r) for r in records], state
+        return items, state
 
     async def _collect(self, api: RedditApi, stream: Stream, previous: StreamState | None) -> list[dict[str, Any]]:
         """Listing children newer than ``previous``, newest first, paging back with ``after``."""

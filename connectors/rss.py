@@ -44,6 +44,8 @@ import feedparser
 import httpx
 
 from connectors.base import Batch, Outgoing
+from connectors.common import settle_language
+from connectors.feed_dates import parse_date
 from connectors.polite import Counters, PoliteClient, SourceError
 from pipeline.settings import Settings
 
@@ -226,14 +228,27 @@ def native_id(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
+_DATE_FIELDS = ("published", "updated", "created", "dc_date", "date", "pubdate", "issued", "modified")
+
+
 def entry_time(entry: Any) -> datetime | None:
-    """When the entry was published (else last updated), UTC; None if the feed does not say."""
+    """When the entry was published (else last updated), UTC; None if the feed does not say
+    in any form we can read."""
     for name in ("published_parsed", "updated_parsed", "created_parsed"):
         parsed = entry.get(name)
         if parsed:
-            # feedparser normalises every date format to a UTC struct_time.
+            # feedparser normalises every date format it knows to a UTC struct_time.
             return datetime.fromtimestamp(calendar.timegm(parsed), tz=timezone.utc)
+    for name in _DATE_FIELDS:  # the strings feedparser could not read (localised names, ...)
+        when = parse_date(entry.get(name))
+        if when is not None:
+            return when
     return None
+
+
+def feed_time(feed: Any) -> datetime | None:
+    """The feed's own date (``lastBuildDate``, ``pubDate``, Atom ``updated``), UTC, or None."""
+    return entry_time(feed)
 
 
 def language(*candidates: Any) -> str | None:
@@ -286,12 +301,22 @@ def normalise(entry: Any, feed: Any, feed_url: str, now: datetime,
         "tags": [t.get("term") for t in entry.get("tags") or [] if t.get("term")],
     }
     created = entry_time(entry)
+    estimated = created is None
     if created is None:
-        created = now  # undated entry: first seen now
+        # Undated (or unreadable): the feed's own date is the best bound, else first seen now.
+        # Either is a guess, marked so spike counting and trends leave it out: a first poll of
+        # a backlog stamped "now" would otherwise be a fake spike.
+        created = feed_time(feed)
+        if created is not None and created <= now:
+            raw["created_at_from"] = "feed"
+        else:
+            created = now
+            raw["created_at_from"] = "first_seen"
     elif created > now:
         # A scheduled post or a wrong zone: the pipeline refuses dates in the future; keep the claim.
         raw["created_at_reported"] = created.isoformat()
         created = now
+        estimated = True
     if truncated:
         raw["truncated"] = True
     return {
@@ -301,8 +326,9 @@ def normalise(entry: Any, feed: Any, feed_url: str, now: datetime,
         "author": {"handle": name[:256] if name else None, "display_name": name[:512] if name else None,
                    "followers": None, "verified": False},
         "text": text,
-        "lang": language(feed.get("language")),
+        "lang": settle_language(language(feed.get("language")), text, raw),
         "created_at": created.isoformat(),
+        **({"created_at_estimated": True} if estimated else {}),
         "metrics": {"likes": 0, "shares": 0, "replies": 0},  # feeds carry no engagement
         "in_reply_to": None,
         "raw": raw,
@@ -447,6 +473,7 @@ class RssSource:
         """The entries of ``parsed`` not published before, oldest first, and the feed's next state."""
         now = self.clock()
         seen = set(state.seen)
+        first_poll = not state.seen  # no entry of this feed was published before
         current: list[str] = []  # ids in the document, oldest first
         records: list[dict[str, Any]] = []
         # Feeds list newest first by convention: walk them oldest first, then order by date
@@ -464,6 +491,10 @@ class RssSource:
             if record is None:
                 log.info("%s: entry %r of %s has no text; skipped", self.name, key, url)
                 continue
+            if first_poll:
+                # What a feed already held when we first read it: history, not news. Its times
+                # are the entries' own; none of it may count as a burst of new mentions.
+                record["raw"]["backlog"] = True
             records.append(record)
         records.sort(key=lambda r: datetime.fromisoformat(r["created_at"]))
         new_state = FeedState(etag=headers.get("etag"), modified=headers.get("last-modified"),

@@ -13,8 +13,10 @@ Two modes, both with an app-only bearer token (``EARSHOT_X_BEARER_TOKEN``; never
   with ``next_token`` from each query's ``since_id``, published oldest first. Checkpoint:
   ``{"since_ids": {"<query>": "<newest post id>"}}``.
 
-Deletions (the v1.1-style ``{"delete": {"status": ...}}`` lines of batch compliance and the
-v2 compliance events ``{"data": {"delete": {"tweet": ...}}}``) become ``Outgoing.deletion``.
+Posts become mentions in ``connectors.x_posts`` (pure: HTML entities, retweets as echoes of
+the original, quotes, ``note_tweet``, edits under one id, withheld notices); every deletion
+format X sends (batch-compliance lines, v1.1 notices, v2 compliance events) becomes an
+``Outgoing.deletion``.
 
 X API documentation used:
 - Filtered stream: https://docs.x.com/x-api/posts/filtered-stream/introduction
@@ -36,7 +38,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import json
 import logging
@@ -49,13 +50,17 @@ from typing import Any
 import httpx
 
 from connectors.base import Batch, Outgoing
-from connectors.common import RecentIds, utc_iso
+from connectors.common import RecentIds
 from connectors.polite import Counters, PoliteClient, SourceError, reset_delay_s
+from connectors.x_posts import (
+    SOURCE, EditVersions, _id_key, _unparsed, deletion_outgoing, media_by_key, newest, post_outgoing, posts_by_id,
+    users_by_id,
+)
+from connectors.x_posts import deleted_post_id, tweet_record  # noqa: F401 - re-exported: connectors.x's API
 from pipeline.alerts.webhooks import retry_after_s
 
 log = logging.getLogger(__name__)
 
-SOURCE = "x"
 API_URL = "https://api.x.com"
 TAG_PREFIX = "earshot:"  # our rules' tags start with this; other rules on the app are not ours
 USER_AGENT = "earshot/0.1 (social listening)"
@@ -64,129 +69,19 @@ STREAM_PATH = "/2/tweets/search/stream"
 RULES_PATH = "/2/tweets/search/stream/rules"
 SEARCH_PATH = "/2/tweets/search/recent"
 
-# One set of fields for the stream and recent search, so both normalise the same way.
+# One set of fields for the stream and recent search, so both normalise the same way. The
+# referenced posts (the original of a retweet, a quoted post) and their authors come through
+# ``expansions`` into ``includes``: a retweet's own ``text`` is a cut-off copy.
 FIELDS: dict[str, str] = {
     "tweet.fields": "created_at,lang,public_metrics,author_id,conversation_id,in_reply_to_user_id,"
-                    "referenced_tweets,entities",
-    "expansions": "author_id",
+                    "referenced_tweets,entities,note_tweet,edit_history_tweet_ids,attachments,withheld",
+    "expansions": "author_id,referenced_tweets.id,referenced_tweets.id.author_id,attachments.media_keys",
     "user.fields": "username,name,public_metrics,verified,created_at",
+    "media.fields": "alt_text,type",
 }
 SEARCH_PAGE_SIZE = 100  # recent search's maximum max_results
 
-# X's lang values that are not a language: undefined, and its special codes for posts that are
-# only media, hashtags, mentions, cashtags, links or emoji (https://developer.x.com/en/docs/x-api/data-dictionary/object-model/tweet).
-NOT_A_LANGUAGE = frozenset({"und", "qam", "qct", "qht", "qme", "qst", "zxx", "art"})
-
 Sleep = Callable[[float], Awaitable[Any]]
-
-
-# --- normalisation -------------------------------------------------------------------------
-
-
-def users_by_id(includes: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """``includes.users`` of a response, by user id (the ``author_id`` expansion)."""
-    users = (includes or {}).get("users") or []
-    return {str(u["id"]): u for u in users if isinstance(u, dict) and "id" in u}
-
-
-
-
-
-def _tags(entities: Mapping[str, Any], kind: str, key: str) -> list[str]:
-    return [str(e[key]) for e in entities.get(kind) or [] if isinstance(e, dict) and e.get(key)]
-
-
-def tweet_record(tweet: Mapping[str, Any], users: Mapping[str, Mapping[str, Any]], *,
-                 rule_tags: Sequence[str] = (), via: str = "stream") -> dict[str, Any]:
-    """A ``Mention``-shaped dict for one v2 post (``users``: ``includes.users`` by id).
-
-    ``rule_tags``: the tags of the stream rules (or backfilled rules) it matched; ``via``:
-    ``stream``, ``backfill`` or ``search``, kept under ``raw`` for tracing.
-    """
-    native_id = str(tweet["id"])
-    author_id = str(tweet["author_id"]) if tweet.get("author_id") is not None else None
-    user = users.get(author_id or "") or {}
-    user_metrics = user.get("public_metrics") or {}
-    metrics = tweet.get("public_metrics") or {}
-    entities = tweet.get("entities") or {}
-    referenced = [r for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)]
-    replied_to = next((str(r["id"]) for r in referenced if r.get("type") == "replied_to" and r.get("id")), None)
-    username = user.get("username")
-    lang = tweet.get("lang")
-    record: dict[str, Any] = {
-        "id": f"{SOURCE}:{native_id}",
-        "source": SOURCE,
-        "url": f"https://x.com/{username}/status/{native_id}" if username
-        else f"https://x.com/i/web/status/{native_id}",
-        "author": {
-            "handle": username,
-            "display_name": user.get("name"),
-            "followers": user_metrics.get("followers_count"),
-            "verified": bool(user.get("verified", False)),
-        },
-        "text": tweet.get("text"),
-        "lang": None if not lang or lang in NOT_A_LANGUAGE else lang,
-        "metrics": {
-            "likes": int(metrics.get("like_count") or 0),
-            # A share on X is a repost or a quote: both spread the post to new audiences.
-            "shares": int(metrics.get("retweet_count") or 0) + int(metrics.get("quote_count") or 0),
-            "replies": int(metrics.get("reply_count") or 0),
-        },
-        "in_reply_to": f"{SOURCE}:{replied_to}" if replied_to else None,
-        "raw": {
-            "author_id": author_id,
-            "conversation_id": tweet.get("conversation_id"),
-            "matching_rules": list(rule_tags),
-            "referenced_tweets": referenced,
-            "hashtags": _tags(entities, "hashtags", "tag"),
-            "cashtags": _tags(entities, "cashtags", "tag"),
-            "mentions": _tags(entities, "mentions", "username"),
-            "author_created_at": user.get("created_at"),
-            "author_tweet_count": user_metrics.get("tweet_count"),
-            "via": via,
-        },
-    }
-    created_at = utc_iso(tweet.get("created_at"))
-    if created_at is not None:  # absent: the runner stamps the publication time instead
-        record["created_at"] = created_at
-    return record
-
-
-def deleted_post_id(message: Mapping[str, Any]) -> str | None:
-    """The post id a deletion notice names, in either format X sends, else None.
-
-    - batch compliance / v1.1 stream: ``{"delete": {"status": {"id": 1, "id_str": "1"}, ...}}``
-    - v2 compliance events: ``{"data": {"delete": {"tweet": {"id": "1", ...}, "event_at": ...}}}``
-    """
-    status = (message.get("delete") or {}).get("status") if isinstance(message.get("delete"), dict) else None
-    if isinstance(status, dict):
-        found = status.get("id_str") or status.get("id")
-        return str(found) if found is not None else None
-    data = message.get("data")
-    if isinstance(data, dict) and isinstance(data.get("delete"), dict):
-        post = data["delete"].get("tweet") or {}
-        found = post.get("id") if isinstance(post, dict) else None
-        return str(found) if found is not None else None
-    return None
-
-
-def _id_key(post_id: str) -> int:
-    """Post ids are snowflakes: numeric order is time order (string order is not)."""
-    return int(post_id)
-
-
-def newest(a: str | None, b: str | None) -> str | None:
-    """The later of two post ids (None = unknown)."""
-    if a is None or b is None:
-        return a if b is None else b
-    return a if _id_key(a) >= _id_key(b) else b
-
-
-def _unparsed(line: str | bytes, native_id: str | None = None) -> Outgoing:
-    """Input we could not read: published as-is so the pipeline dead-letters it with a reason."""
-    data = line.encode("utf-8") if isinstance(line, str) else line
-    key = f"{SOURCE}:{native_id}" if native_id else f"{SOURCE}:unparsed:{hashlib.sha1(data, usedforsecurity=False).hexdigest()[:16]}"
-    return Outgoing(key=key, unparsed=data)
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -295,6 +190,8 @@ class SearchResult:
     users: dict[str, dict[str, Any]]
     newest_id: str | None  # newest post id matched (meta.newest_id of the first page)
     pages: int
+    referenced: dict[str, dict[str, Any]] = field(default_factory=dict)  # includes.tweets by id
+    media: dict[str, dict[str, Any]] = field(default_factory=dict)  # includes.media by key
 
 
 async def search_recent(client: PoliteClient, api_url: str, query: str, *, since_id: str | None = None,
@@ -311,6 +208,8 @@ async def search_recent(client: PoliteClient, api_url: str, query: str, *, since
         params["start_time"] = start_time
     posts: dict[str, dict[str, Any]] = {}
     users: dict[str, dict[str, Any]] = {}
+    referenced: dict[str, dict[str, Any]] = {}
+    media: dict[str, dict[str, Any]] = {}
     newest_id: str | None = None
     token: str | None = None
     pages = 0
@@ -324,11 +223,14 @@ async def search_recent(client: PoliteClient, api_url: str, query: str, *, since
             posts[str(post["id"])] = post
             newest_id = newest(newest_id, str(post["id"]))
         users.update(users_by_id(page.get("includes")))
+        referenced.update(posts_by_id(page.get("includes")))
+        media.update(media_by_key(page.get("includes")))
         token = meta.get("next_token")
         if not token or not all_pages:
             break
     ordered = sorted(posts.values(), key=lambda p: _id_key(str(p["id"])))
-    return SearchResult(posts=ordered, users=users, newest_id=newest_id, pages=pages)
+    return SearchResult(posts=ordered, users=users, newest_id=newest_id, pages=pages, referenced=referenced,
+                        media=media)
 
 
 # --- the stream ----------------------------------------------------------------------------
@@ -455,6 +357,7 @@ class XSource:
         self.request_timeout_s = request_timeout_s
         self.counters = Counters()
         self._seen = RecentIds()
+        self._versions = EditVersions()
 
     def __repr__(self) -> str:
         return f"XSource(name={self.name!r}, api_url={self.api_url!r}, rules={len(self.rules)}, " \
@@ -480,17 +383,20 @@ class XSource:
     # -- shared pieces --
 
     def _post(self, post: Mapping[str, Any], users: Mapping[str, Mapping[str, Any]], tags: Sequence[str],
-              via: str) -> Outgoing | None:
-        """The record for one post, or None if it was already handed out."""
+              via: str, posts: Mapping[str, Mapping[str, Any]] | None = None,
+              media: Mapping[str, Mapping[str, Any]] | None = None) -> Outgoing | None:
+        """The record for one post, or None if it was already handed out (or a later version
+        of the same edited post was)."""
         native_id = str(post.get("id", ""))
         if not native_id or not self._seen.add(native_id):
             return None
-        try:
-            record = tweet_record(post, users, rule_tags=tags, via=via)
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning("X post %s not normalised (%r): dead-lettered", native_id, exc)
-            return _unparsed(json.dumps(post, ensure_ascii=False), native_id)
-        return Outgoing(key=record["id"], record=record)
+        out = post_outgoing(post, users, tags, via, posts, media)
+        if out.record is None or out.deleted:
+            return out
+        record = out.record
+        if not self._versions.newer(record["id"], int(record["raw"].get("edit_version") or 1)):
+            return None  # an earlier version arriving late: the later one is in the index already
+        return out
 
     def _chunks(self, items: list[tuple[str, Outgoing]]) -> list[list[tuple[str, Outgoing]]]:
         return [items[i:i + self.batch_size] for i in range(0, len(items), self.batch_size)]
@@ -523,7 +429,8 @@ class XSource:
             for query in self.searches:
                 result = await self._search_since(polite, query, since.get(query))
                 items = [(str(p["id"]), out) for p in result.posts
-                         if (out := self._post(p, result.users, (), "search")) is not None]
+                         if (out := self._post(p, result.users, (), "search", result.referenced, result.media))
+                         is not None]
                 for chunk in self._chunks(items):
                     since[query] = newest(since.get(query), chunk[-1][0]) or chunk[-1][0]  # oldest first
                     yield Batch(items=[out for _, out in chunk], checkpoint={"since_ids": dict(since)})
@@ -655,9 +562,9 @@ class XSource:
             return [_unparsed(line)]
         if not isinstance(message, dict):
             return [_unparsed(line)]
-        deleted = deleted_post_id(message)
-        if deleted is not None:
-            return [Outgoing.deletion(f"{SOURCE}:{deleted}", SOURCE)]
+        deletion = deletion_outgoing(message)
+        if deletion is not None:
+            return [deletion]
         post = message.get("data")
         if isinstance(post, dict) and "id" in post and "text" in post:
             return self._stream_post(message, post, state)
@@ -678,7 +585,8 @@ class XSource:
             # The app's stream carries every rule on it; posts matching only other tools'
             # rules are theirs, not ours.
             return []
-        out = self._post(post, users_by_id(message.get("includes")), tags, "stream")
+        includes = message.get("includes")
+        out = self._post(post, users_by_id(includes), tags, "stream", posts_by_id(includes), media_by_key(includes))
         return [out] if out is not None else []
 
     @staticmethod
@@ -699,6 +607,8 @@ class XSource:
         posts: dict[str, dict[str, Any]] = {}
         tags: dict[str, list[str]] = {}
         users: dict[str, dict[str, Any]] = {}
+        referenced: dict[str, dict[str, Any]] = {}
+        media: dict[str, dict[str, Any]] = {}
         for tag, value in self.rules.items():
             try:
                 result = await self._search_since(polite, value, state.newest_id,
@@ -707,11 +617,13 @@ class XSource:
                 log.warning("X backfill for rule %s failed: %s", tag, exc)
                 continue
             users.update(result.users)
+            referenced.update(result.referenced)
+            media.update(result.media)
             for post in result.posts:
                 posts[str(post["id"])] = post
                 tags.setdefault(str(post["id"]), []).append(tag)
         ordered = sorted(posts, key=_id_key)
-        items = [(pid, out) for pid in ordered if (out := self._post(posts[pid], users, tags[pid], "backfill"))]
+        items = [(pid, out) for pid in ordered if (out := self._post(posts[pid], users, tags[pid], "backfill", referenced, media))]
         batches = []
         for chunk in self._chunks(items):
             state.newest_id = newest(state.newest_id, chunk[-1][0])

@@ -62,6 +62,9 @@ class Mention(_Record):
     text: str = Field(..., description="The post's text, as published.")
     lang: str | None = Field(None, max_length=16, description="ISO 639-1 code if the platform gives one.")
     created_at: datetime = Field(..., description="When the post was published (UTC).")
+    created_at_estimated: bool = Field(
+        False, description="created_at is a guess (the source gave no readable time: the feed's date or "
+                           "when first seen); spike counting and trends leave such mentions out.")
     ingested_at: datetime = Field(..., description="When a connector published it to Kafka (UTC).")
     metrics: Metrics = Field(default_factory=Metrics)
     in_reply_to: str | None = Field(None, max_length=512)

@@ -48,6 +48,7 @@ MENTION_MAPPINGS: dict[str, Any] = {
         "lang": _KEYWORD,
         "lang_confidence": _PROB,
         "created_at": _DATE,
+        "created_at_estimated": {"type": "boolean"},
         "ingested_at": _DATE,
         "enriched_at": _DATE,
         "metrics": {

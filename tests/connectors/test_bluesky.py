@@ -248,6 +248,7 @@ P_ACME = post_id(A, "3l3qo2vutsw2b")
 P_MORNING = post_id(B, "3l3qo2xxxxx2b")
 P_REPLY = post_id(C, "3l3qo3aaaaa2c")
 P_FUTURE = post_id(B, "3l3qo3bbbbb2c")
+P_IMAGES = post_id(A, "3l3qo3ccccc2c")  # no text: its image's alt text "acme box" is read
 
 
 # --- Jetstream --------------------------------------------------------------------------------
@@ -271,7 +272,8 @@ def test_jetstream_post_normalised_field_by_field():
                 "time_us": stream[2]["time_us"], "operation": "create",
                 "facets": [{"index": {"byteStart": 53, "byteEnd": 58},
                             "features": [{"$type": "app.bsky.richtext.facet#tag", "tag": "acme"}]}],
-                "reply": None, "langs": ["en"], "tags": [], "embed_type": None, "via": "jetstream"},
+                "reply": None, "langs": ["en"], "tags": [], "embed_type": None, "via": "jetstream",
+                "links": [], "mentioned_dids": [], "hashtags": ["acme"]},
     }
     reply = jetstream_record(stream[4])
     assert reply["in_reply_to"] == P_ACME and reply["lang"] == "en-US"  # the first of langs
@@ -280,7 +282,7 @@ def test_jetstream_post_normalised_field_by_field():
     future = jetstream_record(stream[5])
     assert future["created_at"] == "2024-09-09T19:46:02.335308+00:00"  # its time_us
     assert future["raw"]["claimed_created_at"] == "2031-01-01T00:00:00.000Z"
-    assert jetstream_record(stream[6]) is None  # images only: nothing to read
+    assert jetstream_record(stream[6])["text"] == "[image: acme box]"  # images only: their alt text is read
     assert_valid([Outgoing(key=r["id"], record=r) for r in (record, reply, future)])
     assert jetstream_url("wss://js.example/subscribe?compress=false", 17) == \
         "wss://js.example/subscribe?compress=false&wantedCollections=app.bsky.feed.post&cursor=17"
@@ -304,7 +306,7 @@ def test_jetstream_keeps_matches_forwards_deletions_and_resumes_after_a_drop_wit
             return source, batches
 
     source, batches = run(go())
-    assert keys(batches) == [(P_ACME, False), (P_REPLY, False), (P_FUTURE, False), (P_MORNING, True),
+    assert keys(batches) == [(P_ACME, False), (P_REPLY, False), (P_FUTURE, False), (P_IMAGES, False), (P_MORNING, True),
                              (post_id(A, "3l3qo90000010"), False)]  # the replayed overlap dropped
     assert source.counters.reconnects == 1 and len(sleeps) == 1 and 0 <= sleeps[0] <= 1.0
     assert source.filtered >= 2  # "Good morning everyone", once live and once replayed
@@ -344,7 +346,7 @@ def test_jetstream_restart_from_the_saved_checkpoint_yields_only_new_events(tmp_
 
     first, second = run(go())
     assert first == [(P_ACME, False), (P_REPLY, False)]
-    assert second == [(P_FUTURE, False), (P_MORNING, True), (post_id(A, "3l3qo90000010"), False)]
+    assert second == [(P_FUTURE, False), (P_IMAGES, False), (P_MORNING, True), (post_id(A, "3l3qo90000010"), False)]
     saved = store.load("bluesky-test")
     assert fake.connections[1]["cursor"] == str(fixture[4]["time_us"] - 3_000_000)
     assert saved["cursor"] == fixture[4]["time_us"] + 5000  # the new post (n=10), the last event
@@ -393,7 +395,8 @@ def test_search_posts_normalised_field_by_field():
         "in_reply_to": None,
         "raw": {"did": A, "rkey": "3kz00000004aa", "uri": f"at://{A}/app.bsky.feed.post/3kz00000004aa",
                 "cid": "bafyreib004search", "indexed_at": "2024-05-17T11:30:00.500Z", "facets": [], "reply": None,
-                "langs": ["en"], "tags": [], "embed_type": None, "quotes": 2, "via": "search", "query": "acme"},
+                "langs": ["en"], "tags": [], "embed_type": None, "quotes": 2, "via": "search", "query": "acme",
+                "links": [], "mentioned_dids": [], "hashtags": []},
     }
     # A reply with a createdAt in the future: created_at is when it was indexed.
     assert three["in_reply_to"] == post_id(A, "3kz00000002aa")

@@ -292,10 +292,10 @@ def test_timeline_statuses_normalised_field_by_field():
     assert boosted["raw"]["reblogged_by"] == "booster@mstdn.example"
     assert boosted["raw"]["reblog_status_id"] == "112345678901234503"
     # Media only: the alt text is what there is to read; hidden counts are not -1 followers.
-    assert media["text"] == "Photo of an Acme W-2 on a desk" and media["lang"] is None
+    assert media["text"] == "[image: Photo of an Acme W-2 on a desk]" and media["lang"] is None  # alt text, marked
     assert media["author"]["followers"] is None and media["raw"]["media_count"] == 1
-    # A content warning stays under raw; the text is the content.
-    assert warned["text"] == "Das Scharnier ist gebrochen." and warned["lang"] == "de"
+    # A content warning is read too (a brand named only there counts), marked, before the content.
+    assert warned["text"] == "[CW: acme rant]\nDas Scharnier ist gebrochen." and warned["lang"] == "de"
     assert warned["raw"]["spoiler_text"] == "acme rant" and warned["raw"]["sensitive"] is True
     assert warned["raw"]["edited_at"] == "2024-05-17T11:21:00.000Z"
     assert_valid(outs)

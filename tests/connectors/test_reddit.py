@@ -26,7 +26,7 @@ from connectors.base import Batch, Outgoing
 from connectors.checkpoint import CheckpointStore
 from connectors.reddit import RedditAuthError, RedditSource, Stream, add_arguments, build
 from connectors.runner import encode_live, run_live
-from pipeline.schema import Mention, parse_mention
+from pipeline.schema import Deletion, Mention, parse_mention
 from pipeline.settings import Settings
 from tests.loopback import loopback
 
@@ -149,7 +149,7 @@ def assert_valid(items: list[Outgoing]) -> None:
     """Each record, as the runner would publish it, passes the pipeline's validator."""
     for out in items:
         parsed = parse_mention(encode_live(out, NOW), now=NOW)
-        assert isinstance(parsed, Mention), parsed
+        assert isinstance(parsed, Deletion if out.deleted else Mention), parsed
 
 
 class Published:
@@ -219,7 +219,11 @@ def test_comments_are_normalised_as_replies():
             return await collect(reddit.source(base, [Stream.comments("r/gadgets")], max_polls=1))
 
     batches = run(go())
-    first, second = records(batches)  # the deleted comment has no text left: not published
+    # The deleted comment has no text left: not published as a mention, but as a deletion, so a
+    # copy indexed before it was deleted goes too.
+    deletions = [out for batch in batches for out in batch.items if out.deleted]
+    assert [(d.key, d.record["reason"]) for d in deletions] == [("reddit:t1_l4x0003", "deleted")]
+    first, second = [out.record for batch in batches for out in batch.items if not out.deleted]
     assert first["id"] == "reddit:t1_l4x0001" and first["in_reply_to"] == "reddit:t3_1cv6zzz"
     assert first["text"] == "The hinge feels much sturdier than the W-1's."
     assert first["url"] == "https://www.reddit.com/r/gadgets/comments/1cv6zzz/acme_w2_first_impressions/l4x0001/"

@@ -275,6 +275,7 @@ def test_post_normalised_field_by_field_with_its_author_from_includes():
         "author_created_at": "2013-12-14T04:35:55.000Z",
         "author_tweet_count": 4567,
         "via": "stream",
+        "quoted_id": "x:1789999999999999999",  # a quote links the post it quotes
     }
     assert_valid([Outgoing(key=record["id"], record=record)])
 
