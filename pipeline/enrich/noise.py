@@ -59,8 +59,12 @@ class NoiseControl:
             fingerprint = simhash(m.text)
             m.simhash = f"{fingerprint:016x}" if fingerprint is not None else None
             link = self.near_dups.link(m.id, fingerprint, at)
-            m.duplicate_of = link.duplicate_of
-            if link.first_echoes is not None and link.duplicate_of and link.first_created_at is not None:
+            # A repost the platform declares (an X retweet: raw.echo_of, set by the connector) is
+            # an echo of that post even when this worker never saw the original's text.
+            declared = m.raw.get("echo_of") if isinstance(m.raw, dict) else None
+            m.duplicate_of = declared if isinstance(declared, str) and declared != m.id else link.duplicate_of
+            if (link.first_echoes is not None and link.duplicate_of and link.duplicate_of == m.duplicate_of
+                    and link.first_created_at is not None):
                 first_at = datetime.fromtimestamp(link.first_created_at, tz=timezone.utc)
                 counts[link.duplicate_of] = EchoCount(link.duplicate_of, first_at, link.first_echoes)
             posts = self.activity.observe(m.author.handle and f"{m.source}:{m.author.handle}", at)

@@ -92,3 +92,21 @@ def test_author_activity_is_a_sliding_hour_and_age_comes_from_raw():
     assert account_age_days({"account_created_at": (now - timedelta(days=2)).isoformat()}, now) == 2
     assert account_age_days({"author_created_at": "2026-11-14T00:00:00Z"}, now) == 10
     assert account_age_days({"account_created_at": "yesterday"}, now) is None
+
+
+def test_a_declared_repost_is_an_echo_of_its_original_even_unseen():
+    from pipeline.enrich.noise import NoiseControl
+    from pipeline.schema import Author, EnrichedMention
+
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+
+    def post(mid: str, text: str, raw: dict, minutes: int) -> EnrichedMention:
+        return EnrichedMention(id=mid, source="x", text=text, created_at=now + timedelta(minutes=minutes),
+                               ingested_at=now, author=Author(handle=mid), raw=raw)
+
+    original = post("x:1", POST, {}, 0)
+    retweet = post("x:2", POST, {"echo_of": "x:1"}, 1)  # the connector took the original's text
+    unseen = post("x:3", "a post whose original this worker never saw", {"echo_of": "x:99"}, 2)
+    counts = NoiseControl().mark([original, retweet, unseen], now)
+    assert original.duplicate_of is None and retweet.duplicate_of == "x:1" and unseen.duplicate_of == "x:99"
+    assert [(c.id, c.echoes) for c in counts] == [("x:1", 1)]
