@@ -49,10 +49,10 @@ def test_the_demo_crisis_reaches_the_dashboard(test_env, chromium, tmp_path):  #
                 page.goto(f"{base}/#key={key}")
                 page.wait_for_selector("body[data-ready=true]", timeout=30_000)
                 selector = "#alerts-list li.alert"
-                deadline = time.monotonic() + 480
+                deadline = time.monotonic() + 700  # a loaded machine enriches slowly
                 while page.locator(selector).count() == 0:
                     assert time.monotonic() < deadline, (
-                        f"no alert on the dashboard after 480 s\n{demo_log.read_text()}\n{watcher.tail()}")
+                        f"no alert on the dashboard after 700 s\n{demo_log.read_text()}\n{watcher.tail()}")
                     assert worker.alive() and watcher.alive(), watcher.tail() + worker.tail()
                     if demo.poll() not in (None, 0):
                         pytest.fail(f"earshot demo failed:\n{demo_log.read_text()}")
