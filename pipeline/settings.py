@@ -45,13 +45,13 @@ class Settings(BaseSettings):
     )
 
     # Elasticsearch
-    es_url: str = Field("http://127.0.0.1:9200")
+    es_url: str = Field("http://127.0.0.1:9200", description="A node URL, or several separated by commas (a cluster).")
     es_username: str | None = None
     es_password: str | None = None
     es_ca_certs: Path | None = None
     index_prefix: str = Field("earshot", description="Prefix of index, alias and template names.")
     index_shards: int = Field(1, ge=1)
-    index_replicas: int = Field(0, ge=0)
+    index_replicas: int = Field(0, ge=0, description="Replicas of every shard earshot creates (1 on a cluster; 0 for one node).")
     index_refresh_interval: str = Field("1s", description="ES refresh interval: search visibility.")
 
     # Worker
@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     alert_min_severity: Literal["low", "medium", "high", "critical"] = Field(
         "low", description="Alerts below this severity are kept in the index but not pushed."
     )
+    alert_brand_min_severity: dict[str, int | Literal["low", "medium", "high", "critical"]] = Field(
+        {}, description='Per brand: paging threshold, a 1..10 score or a band name, JSON, e.g. {"apple": 6}; '
+                        "incidents below it go to the webhooks' digest instead of paging (default 1: page all).")
+    alert_quiet_s: float = Field(
+        1800.0, ge=0, description="No re-page of the same brand within this many seconds (event time) of its last "
+                                  "page, unless the severity band rose.")
+    alert_digest_s: float = Field(
+        3600.0, gt=0, description="Seconds between two digests to a webhook of the incidents that opened below its "
+                                  "paging threshold.")
     webhook_max_attempts: int = Field(6, ge=1, description="Tries per webhook delivery before its dead letter.")
     webhook_backoff_s: float = Field(0.5, gt=0, description="First retry delay, s; doubles per try, with jitter.")
     webhook_timeout_s: float = Field(5.0, gt=0, description="Per-request timeout of a webhook delivery, s.")

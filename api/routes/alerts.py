@@ -1,5 +1,9 @@
 """Alerts: list and read them, acknowledge and resolve them, follow them live (Server-Sent Events).
 
+An alert is one incident per brand and crisis (``pipeline/alerts/records.py``): its ``signals``,
+its 1..10 ``severity_score`` with ``severity_parts``, its ``explanation`` and ``paging``. The same
+document is listed here, streamed, and posted to webhooks.
+
 Acknowledging and resolving are the people's side of an alert (``pipeline/alerts/state.py``):
 each stores the next ``version`` and publishes it to the alerts topic, so SSE clients and
 webhooks hear about it like any detector change. If Kafka is down the change is still stored.
@@ -30,9 +34,9 @@ from api.queries import AlertFilter, BadQuery, UtcTime, alert_search_body
 from api.routes.mentions import BRAND_ID
 from pipeline.alerts.sink import change_alert
 from pipeline.alerts.state import acknowledged, resolved
-from pipeline.alerts.records import SEVERITIES, Alert, AlertStatus, Severity, Signal
+from pipeline.alerts.records import SEVERITIES, Alert, AlertStatus, Signal
 from pipeline.settings import Settings
-from pipeline.alerts.webhooks import SEVERITY_RANK
+from pipeline.alerts.severity import level
 
 router = APIRouter(tags=["alerts"])
 log = logging.getLogger("earshot.api.alerts")
@@ -109,12 +113,13 @@ async def list_alerts(
 async def stream_alerts(
     request: Request,
     brand: list[str] = Query([], description="Brand ids: repeat or comma-separate; none = every brand"),
-    min_severity: Severity = Query("low", description="Lowest severity sent"),
+    min_severity: str = Query("low", pattern=r"^(low|medium|high|critical|[1-9]|10)$",
+                              description="Lowest severity sent: a band name or a score 1..10"),
     feed: AlertFeed = Depends(get_alert_feed),
     settings: Settings = Depends(get_app_settings),
 ) -> StreamingResponse:
     # Nothing below the severity the deployment pushes at all (EARSHOT_ALERT_MIN_SEVERITY).
-    floor = max(min_severity, settings.alert_min_severity, key=SEVERITY_RANK.__getitem__)
+    floor = max(level(min_severity), level(settings.alert_min_severity))
     events = _events(request, feed, _brands(brand), floor)
     return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -126,7 +131,7 @@ def sse_event(alert: dict[str, Any]) -> str:
     return f"id: {alert['id']}:{alert['version']}\nevent: alert\ndata: {data}\n\n"
 
 
-async def _events(request: Request, feed: AlertFeed, brands: frozenset[str], min_severity: str) -> AsyncIterator[str]:
+async def _events(request: Request, feed: AlertFeed, brands: frozenset[str], min_severity: int) -> AsyncIterator[str]:
     sub = feed.subscribe(brands, min_severity)
     try:
         yield ": connected\n\n"  # sends the headers now, so the client knows it is subscribed

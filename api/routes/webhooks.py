@@ -21,9 +21,8 @@ from api.audit import note_action
 from api.deps import alerts_layout, get_app_settings, get_es, require
 from api.errors import errors
 from api.routes.mentions import BRAND_ID
-from pipeline.alerts.records import Severity
 from pipeline.settings import Settings
-from pipeline.alerts.webhooks import WebhookFormat
+from pipeline.alerts.webhooks import Threshold, WebhookFormat
 
 router = APIRouter(tags=["webhooks"], dependencies=[Depends(require(WEBHOOKS_ADMIN))])
 WEBHOOK_ID = r"^[a-f0-9]{16}$"
@@ -36,8 +35,11 @@ class WebhookRequest(BaseModel):
     url: HttpUrl = Field(..., description="http(s) URL the alerts are POSTed to.")
     brands: list[Annotated[str, StringConstraints(pattern=BRAND_ID)]] = Field(
         default_factory=list, max_length=100, description="Brand ids to receive; empty = every brand.")
-    min_severity: Severity = Field("low", description="Lowest severity sent: low < medium < high < critical.")
+    min_severity: Threshold = Field("low", description="Lowest severity paged: a score 1..10, or a band name "
+                                    "(low = 1, medium = 4, high = 6, critical = 8).")
     format: WebhookFormat = Field("json", description='json: {"type": "alert", "alert": ...}; slack: a Slack message.')
+    digest: bool = Field(True, description="Also receive, every EARSHOT_ALERT_DIGEST_S, one message listing the "
+                                           "incidents that opened below its threshold (or the brand's).")
     secret: str | None = Field(None, min_length=16, max_length=256,
                                description="HMAC signing secret; generated when absent.")
     description: str | None = Field(None, max_length=500)
@@ -47,8 +49,9 @@ class WebhookView(BaseModel):
     id: str
     url: str
     brands: list[str]
-    min_severity: Severity
+    min_severity: Threshold
     format: WebhookFormat
+    digest: bool = True
     created_at: datetime
     description: str | None = None
 

@@ -28,8 +28,8 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from pipeline.worker.dead_letters import dead_letter
 from pipeline.metrics import WEBHOOK_FAILURES
 from pipeline.settings import Settings
-from pipeline.alerts.webhooks import (SIGNATURE_HEADER, Webhook, alert_matches, backoff_delays, payload, retry_after_s, sign,
-                               wants)
+from pipeline.alerts.webhooks import (SIGNATURE_HEADER, DigestBook, Webhook, backoff_delays, digest_payload, payload,
+                                     retry_after_s, route, sign)
 
 log = logging.getLogger(__name__)
 RETRY_CAP_S = 60.0  # longest wait between two attempts, s (also caps a server's Retry-After)
@@ -86,26 +86,52 @@ async def deliver(
     settings: Settings,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     rng: random.Random | None = None,
+    digests: DigestBook | None = None,
 ) -> list[dict[str, Any]]:
-    """POST ``alert_doc`` to every hook that wants it, concurrently, each with its retries.
+    """POST ``alert_doc`` to every hook it pages (``webhooks.route``), concurrently, each with
+    its retries; hooks it does not page but lists in their digest are noted in ``digests``.
 
-    Alerts below ``settings.alert_min_severity`` go nowhere. Returns one dead letter (stage
+    Nothing below ``settings.alert_min_severity`` goes anywhere. Returns one dead letter (stage
     ``webhook``, payload ``{"webhook_id", "url", "alert"}``) per hook that still failed after
     ``settings.webhook_max_attempts`` attempts or got a final status; [] when all succeeded.
     """
-    if not alert_matches(alert_doc, (), settings.alert_min_severity):
-        return []
-    outcomes = await asyncio.gather(*(_deliver_to(hook, alert_doc, client, settings, sleep, rng)
-                                      for hook in hooks if wants(hook, alert_doc)))
+    floor = settings.alert_min_severity
+    paged = [hook for hook in hooks
+             if (digests.note(hook, alert_doc, floor) if digests is not None else route(hook, alert_doc, floor)) == "page"]
+    outcomes = await asyncio.gather(*(
+        _deliver_to(hook, payload(alert_doc, hook.format), f"{alert_doc['id']}:{alert_doc['version']}",
+                    {"webhook_id": hook.id, "url": hook.url, "alert": alert_doc}, client, settings, sleep, rng)
+        for hook in paged))
     return [letter for letter in outcomes if letter is not None]
 
 
-async def _deliver_to(hook: Webhook, alert_doc: dict[str, Any], client: httpx.AsyncClient, settings: Settings,
-                      sleep: Callable[[float], Awaitable[Any]], rng: random.Random | None) -> dict[str, Any] | None:
-    """Deliver to one hook: None when delivered, else its dead letter."""
-    body = payload(alert_doc, hook.format)
+async def deliver_digests(
+    due: dict[str, list[dict[str, Any]]],
+    hooks: list[Webhook],
+    start: datetime,
+    end: datetime,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    rng: random.Random | None = None,
+) -> list[dict[str, Any]]:
+    """POST each hook its digest (``DigestBook.take()``) of the period ``start``..``end``, signed
+    and retried like an alert (``X-Earshot-Delivery: digest:<hook id>:<end, unix s>``); dead
+    letters (payload ``{"webhook_id", "url", "digest"}``) for those that failed."""
+    by_id = {hook.id: hook for hook in hooks}
+    outcomes = await asyncio.gather(*(
+        _deliver_to(by_id[hook_id], digest_payload(entries, start, end, by_id[hook_id].format),
+                    f"digest:{hook_id}:{int(end.timestamp())}",
+                    {"webhook_id": hook_id, "url": by_id[hook_id].url, "digest": entries}, client, settings, sleep, rng)
+        for hook_id, entries in due.items() if hook_id in by_id))  # a hook deleted meanwhile: dropped
+    return [letter for letter in outcomes if letter is not None]
+
+
+async def _deliver_to(hook: Webhook, body: bytes, delivery: str, letter: dict[str, Any], client: httpx.AsyncClient,
+                      settings: Settings, sleep: Callable[[float], Awaitable[Any]],
+                      rng: random.Random | None) -> dict[str, Any] | None:
+    """Deliver ``body`` to one hook: None when delivered, else its dead letter (``letter`` as payload)."""
     delays = backoff_delays(settings.webhook_max_attempts, settings.webhook_backoff_s, RETRY_CAP_S, rng)
-    delivery = f"{alert_doc['id']}:{alert_doc['version']}"
     attempt = 0
     while True:
         attempt += 1
@@ -120,8 +146,7 @@ async def _deliver_to(hook: Webhook, alert_doc: dict[str, Any], client: httpx.As
                     settings.webhook_max_attempts, outcome.why, " (giving up)" if final else "")
         if final:
             reason = f"webhook {hook.id}: {attempt} attempt(s) failed; last: {outcome.why}"
-            return dead_letter(stage="webhook", reason=reason, failed_at=datetime.now(timezone.utc),
-                               payload={"webhook_id": hook.id, "url": hook.url, "alert": alert_doc})
+            return dead_letter(stage="webhook", reason=reason, failed_at=datetime.now(timezone.utc), payload=letter)
         await sleep(delays[attempt - 1] if outcome.retry_after_s is None else min(outcome.retry_after_s, RETRY_CAP_S))
 
 

@@ -3,7 +3,8 @@ worker's ``mentions.by-brand`` topic.
 
     mentions.by-brand --watch_brands--> (brand-minutes: windowed table, 1 min, event time;
                                          spike-watch: each brand's detector state)
-                      --> ES alerts index --> alerts topic --notify_webhooks--> webhooks
+                      --> ES alerts index --> alerts topic --notify_webhooks--> webhooks (pages)
+                                                                  |--> digest book --send_digests--> webhooks
                                                                   `--> alerts.webhooks.dlq
 
 It is a separate app because it has tables: after a crash, Faust's table recovery runs before
@@ -21,12 +22,15 @@ import asyncio
 import json
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
+from pipeline.alerts.explain import own_terms
 from pipeline.alerts.records import SEVERITIES
 from pipeline.alerts.incidents import SIGNALS, BrandWatch, count_into, watch_config
+from pipeline.alerts.severity import level
+from pipeline.alerts.webhooks import DigestBook
 from pipeline.enrich.brands import BrandMatcher
 from pipeline.worker.dead_letters import encode_dead_letter
 from pipeline.metrics import MENTIONS_IN, count_out, watch_open_alerts
@@ -82,23 +86,28 @@ def get_watch(brand: str) -> BrandWatch:
         brands, router = brands_and_routing()
         tz = brands.timezone(brand)
         teams = {s: router.alert_teams(brand, s) for s in SIGNALS}
-        config = watch_config(settings.detector_lateness_s, settings.alert_min_severity, settings.detector_warmup_h)
+        config = watch_config(settings.detector_lateness_s, settings.alert_min_severity, settings.detector_warmup_h,
+                              page_min_score=level(settings.alert_brand_min_severity.get(brand, 1)),
+                              quiet_s=settings.alert_quiet_s)
+        spec = next((b for b in brands.specs if b.id == brand), None)
+        own = own_terms(brand, *([spec.name, *spec.aliases, *spec.handles, *spec.hashtags, *spec.cashtags]
+                                 if spec else []))
         saved = spike_watch.get(brand)
-        watch = (BrandWatch.from_state(brand, json.loads(saved), tz, teams, config) if saved
-                 else BrandWatch(brand, tz, teams, config))
+        watch = (BrandWatch.from_state(brand, json.loads(saved), tz, teams, config, own) if saved
+                 else BrandWatch(brand, tz, teams, config, own=own))
         _watches[brand] = watch
     return watch
 
 
 def open_alerts() -> dict[str, int]:
-    """Open incidents of the brands this watcher holds, by severity: sent (version > 0) and not
-    resolved by the detector. Brands are counted once their watch is loaded again after a
+    """Open incidents of the brands this watcher holds, by severity band: sent (version > 0) and
+    not resolved by the detector. Brands are counted once their watch is loaded again after a
     restart (at their first record); a person's resolve in the API is not seen here."""
     counts: dict[str, int] = {}
     for watch in list(_watches.values()):
-        for incident in watch.incidents.values():
-            if incident.version > 0:
-                counts[incident.severity] = counts.get(incident.severity, 0) + 1
+        incident = watch.incident
+        if incident is not None and incident.version > 0 and incident.status != "resolved":
+            counts[incident.severity] = counts.get(incident.severity, 0) + 1
     return counts
 
 
@@ -162,38 +171,74 @@ async def publish_alerts(stored: list[dict[str, Any]]) -> None:
     if not stored:
         return
     await deliver(alerts_topic, [(a["id"].encode(), json_bytes(a)) for a in stored])
-    log.info("alerts: %s", ", ".join(f"{a['brand']}/{a['signal']} {a['last_change']} {a['severity']} "
-                                     f"v{a['version']}" for a in stored))
+    log.info("alerts: %s", ", ".join(f"{a['brand']}/{'+'.join(s['signal'] for s in a.get('signals') or []) or a['signal']}"
+                                     f" {a['last_change']} {a.get('severity_score')}/10 {a['severity']} "
+                                     f"v{a['version']} page={(a.get('paging') or {}).get('reason')}" for a in stored))
 
 
-# Changes a webhook is told about; updates and acknowledgements reach the SSE stream only.
+# Changes that may page a webhook (``webhooks.route`` decides); the rest reach the SSE stream only.
 PUSHED_CHANGES = frozenset({"opened", "escalated", "reopened", "resolved"})
+# What notify_webhooks keeps between alerts: the incidents that opened below each hook's
+# threshold since its last digest (in memory: a restart loses one period's digest, never a page).
+_digests = DigestBook()
+_digest_period = {"start": datetime.now(timezone.utc)}
+
+
+@lru_cache(maxsize=1)
+def webhook_registry():
+    from pipeline.alerts.delivery import WebhookRegistry
+
+    return WebhookRegistry(make_es_client(settings), settings)
+
+
+@lru_cache(maxsize=1)
+def http_client():
+    import httpx
+
+    return httpx.AsyncClient()
 
 
 @app.agent(alerts_topic)
 async def notify_webhooks(stream):
-    """POST pushed alert changes to the registered webhooks; failures after the last retry go to
-    the webhooks dead-letter topic. Offsets are acked once every delivery ended either way."""
-    import httpx
+    """POST the alert versions that page (``webhooks.route``) to the registered webhooks, and note
+    those that opened below a hook's threshold for its digest; failures after the last retry go
+    to the webhooks dead-letter topic. Offsets are acked once every delivery ended either way."""
+    from pipeline.alerts.delivery import deliver as post_to_hooks
 
-    from pipeline.alerts.delivery import WebhookRegistry, deliver as post_to_hooks
+    registry = webhook_registry()
+    async for events in stream.take_events(100, within=0.2):
+        with finishing("notify_webhooks", events):
+            MENTIONS_IN.labels("notify_webhooks").inc(len(events))
+            alerts = [json.loads(e.value) for e in events]
+            hooks = await retry_until_done(registry.hooks, what="loading webhooks")
+            if not hooks:
+                continue
+            results = await asyncio.gather(*(post_to_hooks(a, hooks, http_client(), settings, digests=_digests)
+                                             for a in alerts))
+            count_out("notify_webhooks", pushed=sum(a.get("last_change") in PUSHED_CHANGES for a in alerts))
+            letters = [(alert["id"].encode(), encode_dead_letter(letter))
+                       for alert, result in zip(alerts, results) for letter in result]
+            if letters:
+                await deliver(webhooks_dlq_topic, letters)
 
-    registry = WebhookRegistry(make_es_client(settings), settings)
-    async with httpx.AsyncClient() as client:
-        async for events in stream.take_events(100, within=0.2):
-            with finishing("notify_webhooks", events):
-                MENTIONS_IN.labels("notify_webhooks").inc(len(events))
-                alerts = [json.loads(e.value) for e in events]
-                pushed = [a for a in alerts if a.get("last_change") in PUSHED_CHANGES]
-                if not pushed:
-                    continue
-                hooks = await retry_until_done(registry.hooks, what="loading webhooks")
-                results = await asyncio.gather(*(post_to_hooks(a, hooks, client, settings) for a in pushed))
-                count_out("notify_webhooks", pushed=len(pushed))
-                letters = [(alert["id"].encode(), encode_dead_letter(letter))
-                           for alert, result in zip(pushed, results) for letter in result]
-                if letters:
-                    await deliver(webhooks_dlq_topic, letters)
+
+@app.timer(interval=settings.alert_digest_s)
+async def send_digests() -> None:
+    """Every EARSHOT_ALERT_DIGEST_S: one message per hook listing the incidents that opened below
+    its paging threshold in the period (none when there were none)."""
+    from pipeline.alerts.delivery import deliver_digests
+
+    due = _digests.take()
+    start, end = _digest_period["start"], datetime.now(timezone.utc)
+    _digest_period["start"] = end
+    if not due:
+        return
+    hooks = await retry_until_done(webhook_registry().hooks, what="loading webhooks")
+    letters = await deliver_digests(due, hooks, start, end, http_client(), settings)
+    log.info("digests: %s", ", ".join(f"{hook_id} ({len(entries)} incidents)" for hook_id, entries in due.items()))
+    if letters:
+        await deliver(webhooks_dlq_topic, [(f"digest:{letter['payload']['webhook_id']}".encode(),
+                                            encode_dead_letter(letter)) for letter in letters])
 
 
 _QUIET_WALL_S = 30.0  # wall-clock seconds without a record before a brand counts as quiet

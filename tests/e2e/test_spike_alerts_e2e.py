@@ -1,5 +1,7 @@
-"""End to end: a quiet history, then a burst of angry mentions -> one alert on the live SSE stream
-and at a registered webhook within 60 s of the burst's first mention; nothing while it was quiet.
+"""End to end: a quiet history, then a burst of angry mentions -> one incident on the live SSE stream
+and at a registered webhook within 60 s of the burst's first mention, with its explanation; the
+signals that fire join that one incident (one id); a hook whose threshold the incident stays
+below gets it in its digest instead; nothing while it was quiet.
 
 Everything is real: ``earshot replay`` publishes to Kafka, a real ``earshot worker`` enriches
 and re-keys by brand, a real ``earshot spikes`` counts minutes in its windowed table and runs
@@ -27,6 +29,7 @@ import pytest
 from bench.faults import burst_rows, quiet_history
 from bench.harness import Worker
 from pipeline.settings import Settings
+from pipeline.alerts.explain import STOP_WORDS
 from pipeline.alerts.webhooks import SIGNATURE_HEADER, verify
 from tests.conftest import create_api_key, isolated_env
 from tests.e2e.test_pipeline_e2e import es_count, wait_for_count
@@ -37,6 +40,7 @@ pytestmark = [pytest.mark.services, pytest.mark.e2e]
 REPO = Path(__file__).resolve().parents[2]
 HISTORY_H = 40
 SECRET = "whsec_e2e_spikes"
+COMPLAINT = "@united flight {n} cancelled and nobody at the desk, worst customer service ever, I want a refund"
 
 
 def history(now: datetime) -> list[dict]:
@@ -47,8 +51,9 @@ def history(now: datetime) -> list[dict]:
 
 def burst(now: datetime, minutes: int = 8, per_minute: int = 25) -> list[dict]:
     """``per_minute`` angry mentions a minute for the last ``minutes`` minutes (the quiet rate is
-    about one)."""
-    return burst_rows(now, minutes=minutes, per_minute=per_minute)
+    about one); every third one a complaint, so that three signals fire."""
+    rows = burst_rows(now, minutes=minutes, per_minute=per_minute)
+    return [{**row, "text": COMPLAINT.format(n=300 + i)} if i % 3 == 2 else row for i, row in enumerate(rows)]
 
 
 def replay_file(env: dict[str, str], path: Path) -> None:
@@ -77,7 +82,7 @@ class SSEListener(threading.Thread):
 
 @pytest.fixture(scope="module")
 def spike_env(test_env):
-    return {**isolated_env("spk"), "EARSHOT_DETECTOR_WARMUP_H": "24"}
+    return {**isolated_env("spk"), "EARSHOT_DETECTOR_WARMUP_H": "24", "EARSHOT_ALERT_DIGEST_S": "3"}
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +106,15 @@ def test_a_burst_reaches_sse_and_webhook_within_a_minute_and_the_quiet_part_rais
     quiet, angry = history(now), burst(now)
     (tmp_path / "quiet.jsonl").write_text("".join(json.dumps(r) + "\n" for r in quiet))
     (tmp_path / "burst.jsonl").write_text("".join(json.dumps(r) + "\n" for r in angry))
-    receiver = Receiver(204)
+    receiver, digests = Receiver(204), Receiver(204)
     crisis = {"Authorization": f"Bearer {create_api_key(settings, 'crisis')}"}  # alerts and webhooks
     try:
         with serve(create_app(settings)) as api:
             r = httpx.post(f"{api}/v1/webhooks", headers=crisis,
                            json={"url": receiver.url, "secret": SECRET, "brands": ["united"]})
+            assert r.status_code == 201, r.text
+            r = httpx.post(f"{api}/v1/webhooks", headers=crisis,  # pages only a 10/10: digests the rest
+                           json={"url": digests.url, "secret": SECRET, "brands": ["united"], "min_severity": 10})
             assert r.status_code == 201, r.text
             listener = SSEListener(f"{api}/v1/alerts/stream?brand=united", crisis)
             listener.start()
@@ -125,8 +133,17 @@ def test_a_burst_reaches_sse_and_webhook_within_a_minute_and_the_quiet_part_rais
             sse_latency = arrived - started
             delivered, headers, body = receiver.arrived.get(timeout=max(1.0, 90 - (time.monotonic() - started)))
             webhook_latency = delivered - started
+            versions = [alert]  # the incident's next versions: more signals join, severity rises
+            deadline = time.monotonic() + 60
+            while len(versions[-1]["signals"]) < 3 and time.monotonic() < deadline:
+                try:
+                    versions.append(listener.events.get(timeout=max(0.1, deadline - time.monotonic()))[1])
+                except queue.Empty:
+                    break
+            _, digest_headers, digest_body = digests.arrived.get(timeout=30)
     finally:
         receiver.close()
+        digests.close()
     print(f"burst -> SSE {sse_latency:.1f} s, -> webhook {webhook_latency:.1f} s; {alert['signal']} "
           f"{alert['severity']} observed {alert['observed']} expected {alert['expected']}; "
           f"terms {[t['term'] for t in alert['terms'][:5]]}")
@@ -139,12 +156,35 @@ def test_a_burst_reaches_sse_and_webhook_within_a_minute_and_the_quiet_part_rais
     assert verify(SECRET, headers[SIGNATURE_HEADER], body, now=time.time())
     hooked = json.loads(body)["alert"]
     assert hooked["brand"] == "united" and hooked["last_change"] in ("opened", "escalated", "reopened")
+    # One incident: every version, on SSE and at the hook, has one id; three signals joined it.
+    print("versions:", [(v["version"], v["last_change"], v["severity_score"], [s["signal"] for s in v["signals"]])
+                        for v in versions])
+    assert {v["id"] for v in versions} == {hooked["id"]}
+    assert {"volume", "negative", "complaint"} <= {s["signal"] for s in versions[-1]["signals"]}
+    assert [v["severity_score"] for v in versions] == sorted(v["severity_score"] for v in versions)
+    # The explanation: the same object on SSE and at the hook, every field, no stop words or link bits.
+    same = next(v for v in versions if v["version"] == hooked["version"])
+    assert hooked["explanation"] == same["explanation"]
+    explanation = versions[-1]["explanation"]
+    print("summary:", explanation["summary"])
+    assert {"summary", "phrases", "hashtags", "sentiment", "emotion", "sources", "authors", "near_duplicates",
+            "representatives"} <= explanation.keys()
+    terms = [t["term"] for t in explanation["phrases"] + explanation["hashtags"]]
+    assert terms and not {t.lstrip("#$") for t in terms} & (STOP_WORDS | {"united", "http", "https", "t.co", "www"})
+    assert not any(t.split()[0] in STOP_WORDS or t.split()[-1] in STOP_WORDS for t in terms), terms
+    assert explanation["sentiment"]["shift"]["negative"] > 0 and explanation["sources"][0]["source"] == "e2e"
+    assert 0 < explanation["near_duplicates"]["share"] < 1 and explanation["near_duplicates"]["largest"] >= 2
+    assert 2 <= len(explanation["representatives"]) <= 5 and "united" in explanation["summary"]
+    # The digest: the 10/10-only hook was never paged, and got the incident in one signed digest.
+    assert verify(SECRET, digest_headers[SIGNATURE_HEADER], digest_body, now=time.time())
+    digest = json.loads(digest_body)
+    assert digest["type"] == "digest" and [e["id"] for e in digest["incidents"]] == [hooked["id"]]
 
 
 def test_a_worker_killed_mid_burst_updates_the_same_alerts_after_its_restart(test_env, tmp_path):
     """kill -9 (worker and watcher) right after the first alert is stored, restart: the replayed
-    tail is counted once and re-raises the same incidents, so each (brand, signal) still has
-    exactly one alert id."""
+    tail is counted once and re-raises the same incident, so the brand still has exactly one
+    alert id (one incident per brand and crisis)."""
     env = {**isolated_env("spkcrash"), "EARSHOT_DETECTOR_WARMUP_H": "24"}
     settings = Settings(**{k.removeprefix("EARSHOT_").lower(): v for k, v in env.items()})
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -178,10 +218,37 @@ def test_a_worker_killed_mid_burst_updates_the_same_alerts_after_its_restart(tes
     hits = httpx.post(f"http://127.0.0.1:9200/{settings.alerts_index}/_search",
                       json={"size": 100, "query": {"term": {"brand": "united"}}}, timeout=30).json()["hits"]["hits"]
     alerts = [h["_source"] for h in hits]
-    by_signal: dict[str, set[str]] = {}
-    for alert in alerts:
-        by_signal.setdefault(alert["signal"], set()).add(alert["id"])
     print(f"killed with {indexed_at_kill}/{len(angry)} burst mentions indexed; alerts after restart: "
-          f"{[(a['signal'], a['status'], a['version']) for a in alerts]}")
-    assert "volume" in by_signal
-    assert all(len(ids) == 1 for ids in by_signal.values()), by_signal
+          f"{[(a['signal'], [s['signal'] for s in a['signals']], a['status'], a['version']) for a in alerts]}")
+    # One incident per brand and crisis (issue 14): one document, whatever signals joined it.
+    assert len(alerts) == 1 and "volume" in {s["signal"] for s in alerts[0]["signals"]}
+
+
+def test_a_bigger_burst_gets_a_higher_severity(spike_env, spike_worker, tmp_path):
+    """Two brands with the same quiet history; one gets 8 angry mentions a minute, the other 60:
+    the bigger burst's incident has the higher 1..10 severity, and its parts say why."""
+    settings = Settings(**{k.removeprefix("EARSHOT_").lower(): v for k, v in spike_env.items()})
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    rows = []
+    for handle, per_minute in (("jetblue", 8), ("southwestair", 60)):
+        tag = handle[:4]
+        rows += [{**r, "id": f"{tag}-{r['id']}", "text": r["text"].replace("@united", f"@{handle}")}
+                 for r in history(now) + burst(now, per_minute=per_minute)]
+    rows.sort(key=lambda r: r["created_at"])
+    (tmp_path / "two.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    replay_file(spike_env, tmp_path / "two.jsonl")
+    deadline, found = time.monotonic() + 150, {}
+    while time.monotonic() < deadline and len(found) < 2:
+        time.sleep(2)
+        hits = httpx.post(f"http://127.0.0.1:9200/{settings.alerts_index}/_search", timeout=30,
+                          json={"size": 10, "query": {"terms": {"brand": ["jetblue", "southwest"]}}}).json()
+        found = {h["_source"]["brand"]: h["_source"] for h in hits.get("hits", {}).get("hits", [])}
+    assert set(found) == {"jetblue", "southwest"}, f"alerts: {found}\n{spike_worker.tail()}"
+    time.sleep(10)  # let both incidents take in their whole burst
+    hits = httpx.post(f"http://127.0.0.1:9200/{settings.alerts_index}/_search", timeout=30,
+                      json={"size": 10, "query": {"terms": {"brand": ["jetblue", "southwest"]}}}).json()
+    found = {h["_source"]["brand"]: h["_source"] for h in hits["hits"]["hits"]}
+    small, big = found["jetblue"], found["southwest"]
+    print("severity:", {b: (a["severity_score"], a["severity_parts"]) for b, a in found.items()})
+    assert big["severity_score"] > small["severity_score"]
+    assert big["severity_parts"]["excess"] > small["severity_parts"]["excess"]

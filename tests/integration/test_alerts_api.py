@@ -20,8 +20,8 @@ from tests.servers import Receiver, serve
 from pipeline.alerts.sink import AlertSink, ensure_alerts_layout
 from pipeline.alerts.records import SEVERITIES, SIGNALS, STATUSES, Alert, AlertWindow, alert_id
 from pipeline.store.mention_sink import make_es_client
-from pipeline.alerts.delivery import WebhookRegistry, deliver
-from pipeline.alerts.webhooks import SIGNATURE_HEADER, verify
+from pipeline.alerts.delivery import WebhookRegistry, deliver, deliver_digests
+from pipeline.alerts.webhooks import SIGNATURE_HEADER, DigestBook, verify
 
 pytestmark = pytest.mark.services
 
@@ -397,6 +397,38 @@ def test_a_flaky_receiver_gets_the_alert_on_the_third_try_with_a_valid_signature
     assert verify(created["secret"], headers[SIGNATURE_HEADER], body, now=time.time())
     assert json.loads(body) == {"type": "alert", "alert": alert}
     assert {h["X-Earshot-Delivery"] for h, _ in flaky.requests} == {f"{alert['id']}:2"}
+
+
+def test_incidents_below_a_hooks_threshold_reach_it_as_one_signed_digest(client, settings, receivers):
+    """Issue 14: a hook with min_severity 8 is not paged for a 3/10 or a 5/10 incident; both reach
+    it in one digest; a hook with the default threshold is paged for both and gets no digest."""
+    pager, digest = receivers(200), receivers(200)
+    loud = register(client, url=pager.url, brands=["omicron"])
+    quiet = register(client, url=digest.url, brands=["omicron"], min_severity=8)
+    assert client.get("/v1/webhooks").json()["webhooks"][-1]["min_severity"] == 8
+    hooks = [h for h in registered_hooks(settings) if h.id in (loud["id"], quiet["id"])]
+    small = make_alert("omicron", severity="low", minute=1, severity_score=3,
+                       paging={"page": True, "reason": "threshold", "paged_score": 3},
+                       explanation={"summary": "omicron: severity 3/10 (low). Rising: \"late train\".", "phrases": []})
+    medium = make_alert("omicron", severity="medium", minute=2, severity_score=5,
+                        paging={"page": True, "reason": "threshold", "paged_score": 5})
+    book = DigestBook()
+    fast = settings.model_copy(update={"webhook_backoff_s": 0.01, "webhook_timeout_s": 2})
+
+    async def go():
+        async with httpx.AsyncClient() as http:
+            for alert in (small, medium):
+                assert await deliver(alert, hooks, http, fast, digests=book) == []
+            return await deliver_digests(book.take(), hooks, T1, T1 + timedelta(hours=1), http, fast)
+
+    assert asyncio.run(go()) == []
+    assert len(pager.requests) == 2 and len(digest.requests) == 1
+    headers, body = digest.requests[0]
+    assert verify(quiet["secret"], headers[SIGNATURE_HEADER], body, now=time.time())
+    assert headers["X-Earshot-Delivery"] == f"digest:{quiet['id']}:{int((T1 + timedelta(hours=1)).timestamp())}"
+    sent = json.loads(body)
+    assert sent["type"] == "digest" and [e["id"] for e in sent["incidents"]] == [small["id"], medium["id"]]
+    assert sent["incidents"][0]["summary"].startswith("omicron: severity 3/10")
 
 
 def test_429_waits_as_long_as_retry_after_says(client, settings, receivers):

@@ -159,3 +159,87 @@ def test_resolving_what_the_detector_closed_keeps_its_resolved_at():
     closed_at = (T0 + timedelta(minutes=30)).isoformat()
     done = resolved(alert(status="resolved", resolved_at=closed_at), "ana", T0 + timedelta(hours=2))
     assert done["resolved_at"] == closed_at and done["resolved_by"] == "ana"
+
+
+# -- who is paged, and the digest (issue 14) ---------------------------------------------------
+
+def incident(score: int, change: str = "opened", page: bool = True, reason: str = "threshold",
+             paged_score: int | None = None, **changes) -> dict:
+    from pipeline.alerts.severity import band
+
+    return alert(severity=band(score), severity_score=score, last_change=change,
+                 paging={"page": page, "reason": reason, "paged_score": paged_score if paged_score is not None
+                         else (score if page else None)},
+                 explanation={"summary": "united: severity 3/10 (low). Rising: \"lost bag\".",
+                              "phrases": [{"term": "lost bag", "score": 31.0, "spike_count": 20, "baseline_count": 1}],
+                              "hashtags": [{"term": "#fail", "score": 9.0, "spike_count": 5, "baseline_count": 0}]},
+                 **changes)
+
+
+def test_a_hook_is_paged_at_or_above_its_threshold_and_digests_what_opened_below():
+    from pipeline.alerts.webhooks import route
+
+    assert route(hook(min_severity=5), incident(5)) == "page"
+    assert route(hook(min_severity="high"), incident(5)) == "digest"  # high = 6
+    assert route(hook(min_severity="high", digest=False), incident(5)) is None
+    assert route(hook(), incident(3, page=False, reason="below_threshold")) == "digest"  # the brand's threshold
+    assert route(hook(), incident(7, page=False, reason="quiet_period")) is None  # held back, not digested
+    assert route(hook(), incident(7, change="updated", page=False, reason="update")) is None
+    assert route(hook(min_severity=8), incident(8, change="escalated", reason="escalated")) == "page"
+    assert route(hook(min_severity=8), incident(7, change="escalated", reason="escalated")) is None
+    assert route(hook(brands=["delta"]), incident(9)) is None
+    assert route(hook(), incident(9), floor="critical") == "page" and route(hook(), incident(7), floor="critical") is None
+
+
+def test_a_resolution_reaches_only_the_hooks_that_were_paged():
+    from pipeline.alerts.webhooks import route
+
+    done = incident(7, change="resolved", page=True, reason="resolved", paged_score=6, status="resolved")
+    assert route(hook(min_severity=6), done) == "page"
+    assert route(hook(min_severity=7), done) is None  # was never paged about it
+    never = incident(4, change="resolved", page=False, reason="resolved", status="resolved")
+    assert route(hook(), {**never, "paging": {**never["paging"], "paged_score": None}}) is None
+
+
+def test_alerts_without_paging_route_as_before():
+    from pipeline.alerts.webhooks import route
+
+    old = alert(severity="high")  # written before scores and paging existed
+    assert route(hook(min_severity="high"), old) == "page" and route(hook(min_severity="critical"), old) is None
+    assert route(hook(min_severity=6), old) == "page" and route(hook(min_severity=7), old) is None
+
+
+def test_the_digest_lists_each_incident_once_with_its_newest_state_and_drops_those_paged_later():
+    from pipeline.alerts.webhooks import DigestBook
+
+    book, quiet, loud = DigestBook(), hook(id="quiet", min_severity=8), hook(id="loud", min_severity=1)
+    first = incident(3)
+    assert book.note(quiet, first) == "digest" and book.note(loud, first) == "page"
+    book.note(quiet, incident(4, change="updated", page=False, reason="update", version=2))
+    other = {**incident(5, started_at=(T0 + timedelta(hours=1)).isoformat()), "id": "other"}
+    book.note(quiet, other)
+    later_paged = {**incident(2), "id": "paged-later"}
+    book.note(quiet, later_paged)
+    book.note(quiet, {**incident(9, change="escalated", reason="escalated"), "id": "paged-later"})
+    due = book.take()
+    assert list(due) == ["quiet"]
+    assert [(e["id"], e["severity_score"]) for e in due["quiet"]] == [(first["id"], 4), ("other", 5)]
+    assert due["quiet"][0]["summary"].startswith("united") and due["quiet"][0]["phrases"] == ["lost bag"]
+    assert book.take() == {}
+
+
+def test_digest_bodies_in_json_and_slack():
+    from pipeline.alerts.webhooks import digest_entry, digest_payload
+
+    entries = [digest_entry(incident(3)), digest_entry({**incident(5), "id": "x", "brand": "delta"})]
+    body = json.loads(digest_payload(entries, T0, T0 + timedelta(hours=1), "json"))
+    assert body["type"] == "digest" and len(body["incidents"]) == 2 and body["period"]["start"] == T0.isoformat()
+    slack = json.loads(digest_payload(entries, T0, T0 + timedelta(hours=1), "slack"))
+    assert "2 incident(s)" in slack["text"] and slack["blocks"][0]["type"] == "header"
+    assert "delta" in json.dumps(slack["blocks"]) and "5/10" in json.dumps(slack["blocks"])
+
+
+def test_slack_message_carries_the_explanation_and_severity_score():
+    message = json.loads(payload(incident(7), "slack"))
+    text = json.dumps(message)
+    assert "7/10" in message["text"] and "Rising: \\\"lost bag\\\"" in text and "#fail" in text
