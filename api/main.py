@@ -34,8 +34,8 @@ from api.queries import BadQuery
 from api.routes import audit as audit_routes
 from api.routes import alerts, brands, erasure, health, ingest, listening, mentions, webhooks
 from api.routes.dashboard import install_dashboard
-from api.routes import competitors, ir, market, reputation
-from api.routes import feed, triage
+from api.routes import competitors, ir, market, reputation, similar, stories
+from api.routes import feed, keys, triage
 from pipeline.alerts.sink import AlertBusy, ensure_alerts_layout
 from pipeline.settings import Settings, get_settings
 from pipeline.store.mention_sink import make_es_client
@@ -94,9 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(health.router)
     # Each /v1 route may answer a key problem, a bad parameter or a backend outage: documented once here.
-    for resource in (mentions, brands, alerts, webhooks, ingest, listening, erasure, audit_routes, triage, feed):
+    for resource in (mentions, similar, brands, alerts, webhooks, ingest, listening, erasure, audit_routes, triage, feed, keys):
         app.include_router(resource.router, prefix="/v1", responses=COMMON_ERRORS)
-    for analytics in (reputation, competitors, market, ir):  # comms, competitor, market-intel and IR views
+    for analytics in (reputation, stories, competitors, market, ir):  # comms, competitor, market-intel and IR views
         app.include_router(analytics.router, prefix="/v1", responses=COMMON_ERRORS)
     install_dashboard(app)  # the web page at /, its assets under /static/
     # Outermost last: security headers on every answer (CORS and audit ones too), then CORS, the audit,

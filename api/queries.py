@@ -109,6 +109,8 @@ def search_body(f: MentionFilter, size: int, search_after: list[Any] | None) -> 
         "query": {"bool": {"must": must or [{"match_all": {}}], "filter": filter_clauses(f)}},
         "sort": [{"created_at": {"order": "desc"}}, {"id": {"order": "desc"}}],
         "track_total_hits": True,
+        # 384 floats per post that no reader of a result list needs (``/similar`` uses them in ES).
+        "_source": {"excludes": ["embedding"]},
     }
     if f.q or f.listening:
         body["highlight"] = {

@@ -13,25 +13,38 @@ import asyncio
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, BadRequestError, ConflictError
+from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, ConflictError
 
 from api.cursor import BadCursor, encode_cursor
 from pipeline.settings import Settings
 from pipeline.store.triage_state import (QUEUE_SORT, TRIAGE_MAPPINGS, Action, KpiCounts, KpiWindows, TriageRefused, apply,
-                             kpi_aggregations, kpis, team_mentions_query, team_triage_query, untouched)
+                                         created_range, handed_in_query, handover_aggregations, kpi_aggregations, kpis,
+                                         noise_clauses, team_mentions_query, team_queue_query, team_triage_query,
+                                         untouched)
 
 CONFLICT_RETRIES = 5  # tries of a read-modify-write on one triage document before answering 409
 QUEUE_SCAN_MAX = 5000  # candidate mentions one queue request looks at (bounds its cost)
+SEARCHABLE_TRIES = 50  # 0.2 s apart: how long a new triage index may take to answer searches
+HANDED_IN_MAX = 1000  # mentions handed over to a team and awaiting there, read per queue request
 QUEUE_FIELDS = ["id", "source", "url", "text", "author", "lang", "created_at", "sentiment", "purposes", "priority",
                 "teams", "brands", "spam", "duplicate_of"]
 
 
 class TriageBusy(TriageRefused):
     """The document kept changing while we wrote it; the client may retry (409)."""
+
+
+class NotYourTeam(Exception):
+    """The mention is worked by teams the caller's key does not serve (the API answers 403)."""
+
+    def __init__(self, mention_id: str, teams: list[str]):
+        super().__init__(f"mention {mention_id} is in the queue of {', '.join(teams) or 'no team'}")
+        self.teams = teams
 
 
 async def ensure_triage_layout(es: AsyncElasticsearch, settings: Settings) -> None:
@@ -45,6 +58,17 @@ async def ensure_triage_layout(es: AsyncElasticsearch, settings: Settings) -> No
         if (body.get("error") or {}).get("type") != "resource_already_exists_exception":
             raise
         await es.indices.put_mapping(index=settings.triage_index, properties=TRIAGE_MAPPINGS["properties"])
+    # A search on a new index can fail with no_shard_available (503) for a moment after its primary is
+    # started (seen under load); the queue searches it at once, so wait until a search succeeds.
+    await es.cluster.health(index=settings.triage_index, wait_for_status="yellow", timeout="30s")
+    for _ in range(SEARCHABLE_TRIES):
+        try:
+            await es.count(index=settings.triage_index)
+            return
+        except ApiError as exc:
+            if exc.meta.status != 503:
+                raise
+            await asyncio.sleep(0.2)
 
 
 async def find_mention(es: AsyncElasticsearch, settings: Settings, mention_id: str) -> dict[str, Any] | None:
@@ -55,11 +79,12 @@ async def find_mention(es: AsyncElasticsearch, settings: Settings, mention_id: s
     return hits[0]["_source"] if hits else None
 
 
-async def act(es: AsyncElasticsearch, settings: Settings, mention_id: str,
-              action: Action) -> tuple[dict[str, Any], bool] | None:
+async def act(es: AsyncElasticsearch, settings: Settings, mention_id: str, action: Action,
+              may_work: Callable[[list[str]], bool] = lambda teams: True) -> tuple[dict[str, Any], bool] | None:
     """Apply ``action`` to the mention's triage state: ``(state, changed)``, or None for an
-    unknown mention. Raises ``TriageRefused``/``StaleVersion``/``TriageBusy`` (409) and
-    ``InvalidAction`` (422) from ``pipeline.store.triage_state.apply``."""
+    unknown mention. Raises ``NotYourTeam`` (403) when ``may_work`` refuses the teams now working
+    the mention, ``TriageRefused``/``StaleVersion``/``TriageBusy`` (409) and ``InvalidAction``
+    (422) from ``pipeline.store.triage_state.apply``."""
     mention = await find_mention(es, settings, mention_id)
     if mention is None:
         return None
@@ -67,15 +92,20 @@ async def act(es: AsyncElasticsearch, settings: Settings, mention_id: str,
     for _ in range(CONFLICT_RETRIES):
         found = await es.options(ignore_status=404).get(index=index, id=mention_id)
         stored = found["_source"] if found.get("found") else None
+        current = (stored or untouched(mention))["teams"]
+        if not may_work(current):
+            raise NotYourTeam(mention_id, current)
         state = apply(stored, mention, action)
         if state is None:
             return stored or untouched(mention), False
+        # The receiving team's queue finds handed-over mentions by search, not by id: wait until it can.
+        refresh = {"refresh": "wait_for"} if action.kind == "handover" else {}
         try:
             if stored is None:  # 409 if another writer created it first: re-read and re-apply
-                await es.create(index=index, id=mention_id, document=state)
+                await es.create(index=index, id=mention_id, document=state, **refresh)
             else:
                 await es.index(index=index, id=mention_id, document=state,
-                               if_seq_no=found["_seq_no"], if_primary_term=found["_primary_term"])
+                               if_seq_no=found["_seq_no"], if_primary_term=found["_primary_term"], **refresh)
         except ConflictError:
             continue
         return state, True
@@ -116,8 +146,8 @@ async def queue_page(es: AsyncElasticsearch, settings: Settings, team: str, stat
     id) and keep the ones still awaiting; refill until the page is full. Handled mentions are
     skipped at the cost of reading them; ``QUEUE_SCAN_MAX`` caps that per request (a short page
     with a ``next_cursor`` then means "more may follow")."""
-    query = team_mentions_query(team, None if include_spam else settings.spam_threshold,
-                                duplicates=include_duplicates)
+    query = team_queue_query(team, None if include_spam else settings.spam_threshold, include_duplicates,
+                             await handed_in(es, settings, team))
     batch = min(max(2 * limit, 50), 500)
     search_after = decode_queue_cursor(cursor) if cursor else None
     items: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -134,7 +164,7 @@ async def queue_page(es: AsyncElasticsearch, settings: Settings, team: str, stat
             taken += 1
             last_sort = hit["sort"]
             state = states.get(hit["_id"]) or untouched(hit["_source"])
-            if state["status"] in statuses:
+            if state["status"] in statuses and team in state["teams"]:  # not handed away
                 items.append((hit["_source"], state))
                 if len(items) == limit:
                     break
@@ -144,6 +174,13 @@ async def queue_page(es: AsyncElasticsearch, settings: Settings, team: str, stat
             break
         search_after = last_sort
     return QueuePage(items, None if exhausted or last_sort is None else encode_queue_cursor(last_sort))
+
+
+async def handed_in(es: AsyncElasticsearch, settings: Settings, team: str) -> list[str]:
+    """Ids of mentions handed over to ``team`` that await a response there (up to ``HANDED_IN_MAX``)."""
+    found = await es.search(index=settings.triage_index, query=handed_in_query(team), size=HANDED_IN_MAX,
+                            source=False, track_total_hits=False)
+    return [hit["_id"] for hit in found["hits"]["hits"]]
 
 
 async def _states(es: AsyncElasticsearch, settings: Settings, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -165,8 +202,9 @@ async def team_kpis(es: AsyncElasticsearch, settings: Settings, team: str, since
 
     Three ``count`` requests on the mentions (routed; old enough for the SLA; older than 72 h)
     and one aggregation on the triage documents of the same mentions (handled, responded with
-    the percentiles of ``first_response_s``, handled within the SLA, answered within 72 h): the
-    cost does not grow with the number of mentions."""
+    the percentiles of ``first_response_s``, handled within the SLA, answered within 72 h), and one
+    over handed-over documents that moves those mentions from the routed team's counts to the team
+    that has them: the cost does not grow with the number of mentions."""
     sla_s = team_sla_s(settings, team)
     windows = KpiWindows.at(since, until, now, sla_s)
     threshold = settings.spam_threshold
@@ -184,10 +222,22 @@ async def team_kpis(es: AsyncElasticsearch, settings: Settings, team: str, since
                                 aggs=kpi_aggregations(windows, sla_s))
         return found["aggregations"]
 
-    total, sla_due, answer_due, aggs = await asyncio.gather(
-        routed(until), routed(windows.sla_due_until), routed(windows.answer_due_until), triaged())
+    async def handovers() -> dict[str, Any]:
+        query = {"bool": {"filter": [{"term": {"handed_over": True}}, *created_range(since, until),
+                                     *noise_clauses("spam_score", threshold)]}}
+        found = await es.search(index=settings.triage_index, size=0, track_total_hits=False, query=query,
+                                aggs=handover_aggregations(team, windows))
+        return found["aggregations"]
+
+    total, sla_due, answer_due, aggs, moved = await asyncio.gather(
+        routed(until), routed(windows.sla_due_until), routed(windows.answer_due_until), triaged(), handovers())
+
+    def net(count: int, window: str | None) -> int:  # + handed in, - handed away
+        inn, out = moved["handed_in"], moved["handed_out"]
+        return max(0, count + (inn[window] if window else inn)["doc_count"] - (out[window] if window else out)["doc_count"])
+
     percentiles = aggs["responded"]["first_response"]["values"]
-    counts = KpiCounts(routed=total, sla_due=sla_due, answer_due=answer_due, handled=aggs["handled"]["doc_count"],
+    counts = KpiCounts(routed=net(total, None), sla_due=net(sla_due, "sla_due"), answer_due=net(answer_due, "answer_due"), handled=aggs["handled"]["doc_count"],
                        responded=aggs["responded"]["doc_count"], handled_in_sla=aggs["handled_in_sla"]["doc_count"],
                        answered_in_72h=aggs["answered_in_72h"]["doc_count"],
                        median_s=percentiles.get("50.0"), p90_s=percentiles.get("90.0"))

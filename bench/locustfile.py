@@ -19,7 +19,7 @@ import random
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from locust import FastHttpUser, constant, events, task
 
@@ -75,8 +75,29 @@ def share_of_voice_path(rng: random.Random) -> str:
     return "/v1/competitors/share-of-voice?" + urlencode({"brands": ",".join(listed), **_window(rng)})
 
 
+def emerging_topics_path(rng: random.Random) -> str:
+    window, background = rng.choice([("6h", "7d"), ("24h", "7d"), ("1h", "1d")])
+    return "/v1/market/emerging-topics?" + urlencode({"brand": rng.choice(PARAMS["brands"]), "window": window,
+                                                     "background": background, "to": _iso(DATA_TO)})
+
+
+def stories_path(rng: random.Random) -> str:
+    hours = rng.choice([6, 24, 168])
+    return f"/v1/brands/{rng.choice(PARAMS['brands'])}/stories?" + urlencode(
+        {"from": _iso(DATA_TO - timedelta(hours=hours)), "to": _iso(DATA_TO)})
+
+
+def similar_path(rng: random.Random) -> str:
+    mention_id, brand = rng.choice(PARAMS["mentions"])
+    params = {"brand": brand, "size": 10}
+    if rng.random() < 0.5:
+        params["from"] = _iso(DATA_TO - timedelta(hours=rng.choice([24, 168])))
+    return f"/v1/mentions/{quote(mention_id, safe=':')}/similar?" + urlencode(params)
+
+
 PATHS = {"search": search_path, "trend": trend_path, "reputation": reputation_path,
-         "share_of_voice": share_of_voice_path}
+         "share_of_voice": share_of_voice_path, "emerging_topics": emerging_topics_path, "stories": stories_path,
+         "similar": similar_path}
 
 
 @events.test_start.add_listener

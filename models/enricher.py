@@ -60,6 +60,9 @@ class TextEnrichment:
     purposes: tuple[str, ...]  # in PURPOSES order
     purpose_scores: dict[str, float]  # sigmoid probabilities, 0..1
     model_version: str
+    # The sentence vector the heads read (mean-pooled encoder output), unit length, 4 decimals;
+    # None from a backend that does not expose it.
+    embedding: tuple[float, ...] | None = None
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -76,11 +79,21 @@ def _round(p: float) -> float:
     return round(float(p), 4)
 
 
-def decode(bundle: Bundle, logits: dict[str, np.ndarray]) -> list[TextEnrichment]:
-    """Logits of one batch (``{task: (n, classes)}``) -> one ``TextEnrichment`` per row."""
+def unit_vectors(pooled: np.ndarray) -> list[tuple[float, ...]]:
+    """Rows scaled to length 1 (cosine similarity is then a dot product), rounded to 4 decimals."""
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    unit = pooled / np.maximum(norms, 1e-12)
+    return [tuple(round(float(x), 4) for x in row) for row in unit]
+
+
+def decode(bundle: Bundle, logits: dict[str, np.ndarray],
+           embeddings: np.ndarray | None = None) -> list[TextEnrichment]:
+    """Logits of one batch (``{task: (n, classes)}``) -> one ``TextEnrichment`` per row; with
+    ``embeddings`` (n x width), each carries its unit-length sentence vector."""
     probs = {task.name: (sigmoid if task.multi_label else softmax)(logits[task.name]) for task in bundle.tasks}
     thresholds = [bundle.purpose_thresholds.get(p, DEFAULT_PURPOSE_THRESHOLD) for p in PURPOSES]
     labels = {task.name: task.labels for task in bundle.tasks}
+    vectors = unit_vectors(embeddings) if embeddings is not None else None
     results = []
     for row in range(len(next(iter(probs.values())))):
 
@@ -108,6 +121,7 @@ def decode(bundle: Bundle, logits: dict[str, np.ndarray]) -> list[TextEnrichment
                 purposes=tuple(p for p, v, t in zip(PURPOSES, purpose_p, thresholds) if v >= t),
                 purpose_scores={p: _round(v) for p, v in zip(PURPOSES, purpose_p)},
                 model_version=bundle.model_version,
+                embedding=vectors[row] if vectors is not None else None,
             )
         )
     return results
@@ -147,7 +161,9 @@ class Enricher:
         results: list[TextEnrichment | None] = [None] * len(texts)
         for rows, input_ids, mask in padded_batches(self.encode(texts), self.batch_size, self.pad_id):
             outputs = self.backend.run(input_ids, mask)
-            decoded = decode(self.bundle, dict(zip(self.bundle.outputs, outputs)))
+            heads = len(self.bundle.outputs)
+            pooled = outputs[heads] if len(outputs) > heads else None
+            decoded = decode(self.bundle, dict(zip(self.bundle.outputs, outputs[:heads])), pooled)
             for i, result in zip(rows, decoded):
                 results[i] = result
         return results  # type: ignore[return-value]

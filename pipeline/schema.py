@@ -24,7 +24,9 @@ SCHEMA_VERSION = 2  # 2: emotion, complaint, toxicity, irony, purposes, teams, p
 
 SentimentLabel = Literal["negative", "neutral", "positive"]
 EmotionLabel = Literal["anger", "joy", "optimism", "sadness"]
-ModelStatus = Literal["ok", "unsupported_language"]
+# "sentiment_only": a language only the multilingual model serves (models/multilingual/): sentiment is
+# read, the other heads stay None.
+ModelStatus = Literal["ok", "sentiment_only", "unsupported_language"]
 
 
 class _Record(BaseModel):
@@ -159,7 +161,8 @@ class EnrichedMention(Mention):
 
     lang_confidence: float | None = Field(None, ge=0.0, le=1.0)
     # Model readings: None (and model_status "unsupported_language") for posts in a language
-    # the models were not trained on, rather than a guess.
+    # the models were not trained on, rather than a guess; sentiment only ("sentiment_only") for
+    # the languages of the multilingual model. model_version says which model read the post.
     model_status: ModelStatus = "ok"
     model_version: str | None = Field(None, description="'<name>@<version>' of the model that read it.")
     sentiment: Sentiment | None = None
@@ -180,6 +183,11 @@ class EnrichedMention(Mention):
     echoes: int = Field(0, ge=0, description="On a first post: how many near-copies followed it.")
     spam: Spam | None = None
     entities: Entities = Field(default_factory=Entities)
+    phrases: list[str] = Field(default_factory=list, description="Candidate keyphrases, 1-3 lower-case words, no stop "
+                               "word at an edge, no URL fragment, no word of the named brands "
+                               "(pipeline/enrich/phrases.py); what themes and topics count.")
+    embedding: list[float] | None = Field(None, description="Unit-length sentence vector (384 floats) of the text as "
+                                          "the models read it; None when the models did not read it.")
     enriched_at: datetime | None = None
 
     def to_document(self) -> dict[str, Any]:

@@ -5,6 +5,10 @@ No key or a malformed, unknown, wrong or revoked one: 401. A valid key over its 
 ``Retry-After``. A valid key whose role lacks the route's scope: 403. The key record comes from
 ``api.auth.keys.KeyStore`` (cached); the bootstrap admin key (``EARSHOT_BOOTSTRAP_ADMIN_KEY``)
 is checked against its hash kept in memory and needs no Elasticsearch.
+
+A key bound to teams (``teams`` on its record) reads and acts on those teams' triage queues only:
+routes that name a team call ``check_team`` (403 for another team). An unbound key, whatever its
+role, and the admin role see every team.
 """
 
 from __future__ import annotations
@@ -34,6 +38,25 @@ class Principal:
     role: str | None
     rate_per_minute: int | None
     via: str  # "key", "bootstrap" or "signature"
+    teams: tuple[str, ...] = ()  # the teams a bound key serves; () = not bound (every team)
+
+    def serves(self, team: str) -> bool:
+        """May this caller read and act on ``team``'s queue? Unbound keys and the admin role: always."""
+        return not self.teams or self.role == "admin" or team in self.teams
+
+    def serves_any(self, teams: list[str] | tuple[str, ...]) -> bool:
+        return not self.teams or self.role == "admin" or any(team in self.teams for team in teams)
+
+
+def team_refusal(principal: Principal, what: str) -> HTTPException:
+    """The 403 for a team-bound key reaching past its teams."""
+    return HTTPException(403, f"this key serves the teams {', '.join(principal.teams)} only; {what}")
+
+
+def check_team(principal: Principal, team: str) -> None:
+    """403 unless ``principal`` serves ``team``."""
+    if not principal.serves(team):
+        raise team_refusal(principal, f"it may not read or act on the {team!r} queue")
 
 
 def _unauthenticated(request: Request, message: str) -> HTTPException:
@@ -61,7 +84,7 @@ async def _identify(request: Request, text: str) -> Principal:
         raise _unauthenticated(request, "unknown API key")
     if not record.active:
         raise _unauthenticated(request, f"API key {key_id} was revoked")
-    return Principal(record.key_id, record.name, record.role, record.rate_per_minute, "key")
+    return Principal(record.key_id, record.name, record.role, record.rate_per_minute, "key", tuple(record.teams))
 
 
 async def authenticate(request: Request, text: str | None) -> Principal:

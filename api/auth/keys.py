@@ -1,7 +1,8 @@
 """API keys in Elasticsearch (index ``<prefix>-keys``), shared by the API and ``earshot keys``.
 
-A record holds the key's id, name, role, rate limit and the SHA-256 of its secret, never the
-secret. The API looks records up through ``KeyStore``, which remembers each for
+A record holds the key's id, name, role, rate limit, the teams it serves (routed teams: a key
+bound to teams reads and acts on those teams' triage queues only; none: every team) and the
+SHA-256 of its secret, never the secret. The API looks records up through ``KeyStore``, which remembers each for
 ``EARSHOT_API_KEY_CACHE_S`` seconds: a revocation takes effect within that time, and a busy
 client costs one ES read per key per cache period, not one per request.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -26,6 +28,7 @@ log = logging.getLogger("earshot.api.keys")
 STALE_GRACE_S = 300.0  # while ES is unreachable, a key looked up this recently still works, s
 MAX_CACHED = 10_000
 MAX_LISTED = 1000
+TEAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as routing.yaml's team ids
 
 KEY_MAPPINGS = {
     "dynamic": "strict",
@@ -33,6 +36,7 @@ KEY_MAPPINGS = {
         "key_id": {"type": "keyword"},
         "name": {"type": "keyword"},
         "role": {"type": "keyword"},
+        "teams": {"type": "keyword"},
         "secret_sha256": {"type": "keyword", "index": False},
         "rate_per_minute": {"type": "integer"},
         "created_at": {"type": "date"},
@@ -46,6 +50,7 @@ class KeyRecord(BaseModel):
     key_id: str
     name: str = Field(..., min_length=1, max_length=100)
     role: str
+    teams: list[str] = Field(default_factory=list, description="Teams the key serves; empty: not bound (all).")
     secret_sha256: str = Field(..., repr=False)
     rate_per_minute: int | None = Field(None, ge=1, description="None: EARSHOT_API_RATE_PER_MINUTE.")
     created_at: datetime
@@ -58,22 +63,38 @@ class KeyRecord(BaseModel):
 
 
 async def ensure_keys_layout(es: AsyncElasticsearch, settings: Settings) -> None:
-    """Create the keys index with its strict mapping (idempotent, safe to race)."""
+    """Create the keys index with its strict mapping, or add new fields to it (idempotent, safe to race)."""
     try:
         await es.indices.create(index=settings.keys_index, mappings=KEY_MAPPINGS, settings={
             "number_of_shards": 1, "number_of_replicas": settings.index_replicas})
     except BadRequestError as exc:
         if "resource_already_exists" not in str(exc):
             raise
+        await es.indices.put_mapping(index=settings.keys_index, properties=KEY_MAPPINGS["properties"])
+
+
+def checked_teams(teams: list[str] | tuple[str, ...] | None) -> list[str]:
+    """Team ids as stored on a key: stripped, deduplicated, in order; ValueError on a malformed one."""
+    found: list[str] = []
+    for team in teams or ():
+        team = team.strip()
+        if not TEAM_ID.match(team):
+            raise ValueError(f"team ids are letters, digits and _.- (up to 64); got {team!r}")
+        if team not in found:
+            found.append(team)
+    return found
 
 
 async def create_key(es: AsyncElasticsearch, settings: Settings, role: str, name: str, now: datetime,
-                     rate_per_minute: int | None = None, created_by: str | None = None) -> tuple[KeyRecord, NewKey]:
-    """Store a new key; the ``NewKey`` holds the only copy of its secret."""
+                     rate_per_minute: int | None = None, created_by: str | None = None,
+                     teams: list[str] | None = None) -> tuple[KeyRecord, NewKey]:
+    """Store a new key; the ``NewKey`` holds the only copy of its secret. ``teams`` binds it to those
+    teams' triage queues (none: all the queues its role may read)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
     key = new_key()
-    record = KeyRecord(key_id=key.key_id, name=name, role=role, secret_sha256=hash_secret(key.secret),
+    record = KeyRecord(key_id=key.key_id, name=name, role=role, teams=checked_teams(teams),
+                       secret_sha256=hash_secret(key.secret),
                        rate_per_minute=rate_per_minute, created_at=now, created_by=created_by)
     await ensure_keys_layout(es, settings)
     await es.index(index=settings.keys_index, id=record.key_id, document=record.model_dump(mode="json"),

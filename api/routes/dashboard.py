@@ -3,8 +3,10 @@
 The page holds no data and no key of its own: it asks for an API key, keeps it in the tab's
 ``sessionStorage`` and calls the ``/v1`` routes with ``Authorization: Bearer`` like any client,
 so each panel shows what that key's role may read. ``GET /dashboard/config`` tells it the brands
-of ``brands.yaml`` and the teams of ``routing.yaml`` (the pickers); it needs ``mentions:read``,
-which every role has. The page and its assets are not API routes (plain Starlette routes, no key:
+of ``brands.yaml`` and the teams of ``routing.yaml`` (the pickers), and who the key is: its role,
+the teams it is bound to and the workspaces (views) that role works in (``workspaces``); it needs
+``mentions:read``, which every role has. A view is a convenience, not a barrier: every call it
+makes is checked by the API on its own. The page and its assets are not API routes (plain Starlette routes, no key:
 they hold nothing but code).
 """
 
@@ -21,8 +23,9 @@ from starlette.requests import Request
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from api.auth.scopes import MENTIONS_READ
-from api.deps import get_app_settings, require
+from api.auth.scopes import (ALERTS_WRITE, FEED_READ, IR_READ, KEYS_ADMIN, MENTIONS_READ, QUERIES_ADMIN, TRENDS_READ,
+                             TRIAGE_READ, scopes_for)
+from api.deps import Principal, get_app_settings, require
 from api.errors import errors
 from pipeline.enrich.brands import BrandMatcher
 from pipeline.enrich.routing import RoutingRules
@@ -43,6 +46,35 @@ class BrandEntry(BaseModel):
 class DashboardConfig(BaseModel):
     brands: list[BrandEntry]
     teams: list[str]
+
+
+class Caller(BaseModel):
+    name: str
+    role: str | None
+    teams: list[str] = Field(default_factory=list, description="The teams the key is bound to; empty: all.")
+    scopes: list[str]
+    views: list[str] = Field(..., description="The workspaces this key works in, the first one opened by default.")
+
+
+class DashboardConfigOut(DashboardConfig):
+    caller: Caller
+
+
+# Each workspace and the scope its main action needs, in the order the page lists them.
+WORKSPACES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("crisis", (ALERTS_WRITE,)), ("comms", (TRENDS_READ,)), ("care", (TRIAGE_READ,)), ("ir", (IR_READ,)),
+    ("data", (FEED_READ,)), ("admin", (QUERIES_ADMIN, KEYS_ADMIN)),
+)
+# The view a role opens on; admin, who supervises every team, opens on the overview (comms).
+HOME_VIEW = {"comms": "comms", "crisis": "crisis", "care": "care", "ir": "ir", "data": "data", "admin": "comms"}
+
+
+def workspaces(role: str | None) -> list[str]:
+    """The views of ``role``: those whose scopes it holds, its own team's view first."""
+    scopes = scopes_for(role) if role else frozenset()
+    views = [view for view, needs in WORKSPACES if all(scope in scopes for scope in needs)]
+    home = HOME_VIEW.get(role or "")
+    return sorted(views, key=lambda view: view != home)
 
 
 def brand_entries(specs: list[Any]) -> list[BrandEntry]:
@@ -68,10 +100,15 @@ def _config(brands_file: Path, routing_file: Path, _mtimes: tuple[int, int]) -> 
                            teams=team_ids(RoutingRules.from_yaml(routing_file)))
 
 
-@router.get("/dashboard/config", response_model=DashboardConfig, summary="Brands and teams for the dashboard's pickers")
-async def dashboard_config(settings: Settings = Depends(get_app_settings)) -> DashboardConfig:
+@router.get("/dashboard/config", response_model=DashboardConfigOut,
+            summary="Brands and teams for the dashboard's pickers; the caller's role, teams and workspaces")
+async def dashboard_config(settings: Settings = Depends(get_app_settings),
+                           principal: Principal = Depends(require(MENTIONS_READ))) -> DashboardConfigOut:
     files = (Path(settings.brands_file), Path(settings.routing_file))
-    return _config(*files, tuple(f.stat().st_mtime_ns for f in files))  # re-read when a file changes
+    config = _config(*files, tuple(f.stat().st_mtime_ns for f in files))  # re-read when a file changes
+    caller = Caller(name=principal.name, role=principal.role, teams=list(principal.teams),
+                    scopes=sorted(scopes_for(principal.role or "")), views=workspaces(principal.role))
+    return DashboardConfigOut(brands=config.brands, teams=config.teams, caller=caller)
 
 
 async def dashboard_page(request: Request) -> FileResponse:

@@ -1,6 +1,7 @@
 """The data teams' feed: every enriched mention matching a filter, as a resumable NDJSON stream.
 
-``GET /v1/feed`` answers ``application/x-ndjson``, one JSON object per line:
+``GET /v1/feed`` answers ``application/x-ndjson`` (``?format=csv``: ``text/csv``, see ``csv_lines``),
+one JSON object per line:
 
 - ``{"cursor": "<c>", "mention": {...EnrichedMention...}}`` per mention, in a stable order
   (``created_at``, then ``id``, both ascending);
@@ -19,6 +20,8 @@ sees mentions indexed in between, except late arrivals published before its curs
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -37,6 +40,9 @@ from api.deps import get_app_settings, get_es, require
 from api.queries import BadQuery, MentionFilter, UtcTime, filter_clauses
 from api.routes.mentions import BRAND_ID
 from api.routes.triage import TEAM_ID
+from api.syntax import SyntaxProblem
+from pipeline.listening.compile_es import to_es_query
+from pipeline.listening.parser import MAX_QUERY_CHARS, QuerySyntaxError, parse
 from models.tasks import PURPOSES
 from pipeline.settings import Settings
 
@@ -46,12 +52,49 @@ FEED_SORT: list[dict[str, Any]] = [{"created_at": {"order": "asc"}}, {"id": {"or
 PIT_KEEP_ALIVE = "2m"  # how long a snapshot lives between two page reads (a slow client's pause)
 
 
+CSV_COLUMNS = ("id", "created_at", "source", "url", "author", "followers", "lang", "brands", "sentiment",
+               "sentiment_score", "purposes", "teams", "priority", "spam_score", "duplicate_of", "text", "cursor")
+
+
 def feed_query(brand: str | None, lang: str | None, purpose: str | None, team: str | None,
-               since: datetime | None, until: datetime | None) -> dict[str, Any]:
-    """The filter of the feed: the search filters (``api.queries``) plus purpose and team."""
+               since: datetime | None, until: datetime | None, q: str | None = None) -> dict[str, Any]:
+    """The filter of the feed: the search filters (``api.queries``) plus purpose, team and a query in
+    the listening language (``q``, as a listening query's text; already checked with ``parse``)."""
     clauses = filter_clauses(MentionFilter(brand=brand, lang=lang, since=since, until=until))
     clauses += [{"term": {field: value}} for field, value in (("purposes", purpose), ("teams", team)) if value]
+    if q:
+        clauses.append(to_es_query(q))
     return {"bool": {"filter": clauses}}
+
+
+def csv_row(mention: dict[str, Any], cursor: str) -> list[Any]:
+    """One mention as a CSV row of ``CSV_COLUMNS`` (lists joined with ``|``)."""
+    author, sentiment, spam = mention.get("author") or {}, mention.get("sentiment") or {}, mention.get("spam") or {}
+    return [mention.get("id"), mention.get("created_at"), mention.get("source"), mention.get("url") or "",
+            author.get("handle") or author.get("display_name") or "", author.get("followers", ""),
+            mention.get("lang") or "", "|".join(mention.get("brands") or []), sentiment.get("label") or "",
+            sentiment.get("score", ""), "|".join(mention.get("purposes") or []), "|".join(mention.get("teams") or []),
+            mention.get("priority", ""), spam.get("score", ""), mention.get("duplicate_of") or "", mention.get("text"),
+            cursor]
+
+
+async def csv_lines(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The feed as CSV: a header, then one row per mention, its ``cursor`` in the last column (resume
+    a cut download with the cursor of the last complete row). CSV has no end marker: a stream the
+    backend broke ends early and is logged; the NDJSON feed says so in-band."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    async for chunk in lines:
+        for line in chunk.splitlines():
+            obj = json.loads(line)
+            if "mention" in obj:
+                writer.writerow(csv_row(obj["mention"], obj["cursor"]))
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.getvalue():
+        yield buffer.getvalue()
 
 
 def _line(obj: dict[str, Any]) -> str:
@@ -108,8 +151,9 @@ async def feed_lines(es: AsyncElasticsearch, pit_id: str | None, query: dict[str
 
 
 @router.get("/feed", summary="Stream enriched mentions as NDJSON (resumable)", response_class=StreamingResponse,
-            responses={200: {"content": {"application/x-ndjson": {}},
-                             "description": "One `{\"cursor\", \"mention\"}` object per line, then `{\"end\": true}`."}},
+            responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}},
+                             "description": "One `{\"cursor\", \"mention\"}` object per line, then `{\"end\": true}`; "
+                                            "with `format=csv`, a header and one row per mention, its cursor last."}},
             description="Every enriched mention matching the filters, oldest first (`created_at`, then `id`), "
             "streamed as newline-delimited JSON. Each line carries a `cursor`; the last line is "
             "`{\"end\": true, \"rows\": n, \"cursor\": ...}`. A stream that ends without it was cut: call again with "
@@ -122,6 +166,9 @@ async def feed(
     lang: str | None = Query(None, pattern=r"^[a-z]{2,3}$", description="ISO 639 code, e.g. en"),
     purpose: str | None = Query(None, description=f"One of {', '.join(PURPOSES)}"),
     team: str | None = Query(None, pattern=TEAM_ID, description="Mentions routed to this team"),
+    q: str | None = Query(None, max_length=MAX_QUERY_CHARS, description="A query in the listening language, e.g. "
+                          "`(bag* OR luggage) NOT lang:es` (422 with `position` when it does not parse)"),
+    format: str = Query("ndjson", pattern="^(ndjson|csv)$", description="ndjson (default) or csv"),
     cursor: str | None = Query(None, max_length=2000, description="The cursor of the last line received"),
     page_size: int | None = Query(None, ge=1, le=10_000, description="Mentions per backend page; default "
                                   "EARSHOT_FEED_PAGE_SIZE"),
@@ -132,9 +179,17 @@ async def feed(
         raise BadQuery("'from' must be before 'to'")
     if purpose is not None and purpose not in PURPOSES:
         raise BadQuery(f"purpose must be one of {', '.join(PURPOSES)}")
+    if q:
+        try:
+            parse(q)
+        except QuerySyntaxError as exc:
+            raise SyntaxProblem(exc) from None
     after = decode_cursor(cursor) if cursor else None  # a bad cursor is a 400 before the stream starts
     pit_id = await open_snapshot(es, settings)
-    lines = feed_lines(es, pit_id, feed_query(brand, lang, purpose, team, since, until),
+    lines = feed_lines(es, pit_id, feed_query(brand, lang, purpose, team, since, until, q),
                        page_size or settings.feed_page_size, after)
-    return StreamingResponse(lines, media_type="application/x-ndjson",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if format == "csv":
+        headers["Content-Disposition"] = 'attachment; filename="earshot-feed.csv"'
+        return StreamingResponse(csv_lines(lines), media_type="text/csv; charset=utf-8", headers=headers)
+    return StreamingResponse(lines, media_type="application/x-ndjson", headers=headers)

@@ -147,14 +147,14 @@ async def delete_query(query_id: QueryId, es: AsyncElasticsearch = Depends(get_e
     return Response(status_code=204)
 
 
-@router.get("/queries/{query_id}/preview", response_model=Preview,
-            summary="What the query matches among indexed mentions (same answer as the stream)", dependencies=READ,
-            responses=errors(404))
-async def preview_query(query_id: QueryId, size: int = Query(10, ge=0, le=100),
-                        es: AsyncElasticsearch = Depends(get_es),
-                        settings: Settings = Depends(get_app_settings)) -> Preview:
-    query, _ = await _get(es, settings, query_id)
-    compiled = to_es_query(query.query)
+class DraftQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS, description="In the listening language.")
+
+
+async def _preview(es: AsyncElasticsearch, settings: Settings, text: str, size: int) -> Preview:
+    compiled = to_es_query(text)
     try:
         response = await es.search(index=settings.mentions_alias, query=compiled, size=size, track_total_hits=True,
                                    sort=[{"created_at": "desc"}], source_includes=["id", "created_at", "text", "brands"])
@@ -162,3 +162,23 @@ async def preview_query(query_id: QueryId, size: int = Query(10, ge=0, le=100),
         return Preview(total=0, mentions=[], es_query=compiled)
     hits = response["hits"]
     return Preview(total=hits["total"]["value"], mentions=[h["_source"] for h in hits["hits"]], es_query=compiled)
+
+
+@router.post("/queries/preview", response_model=Preview, dependencies=READ,
+             summary="What a draft query (not saved) would match: the editor's live preview",
+             description="422 with `position` / `expected` / `got` when the text does not parse.")
+async def preview_draft(body: DraftQuery, size: int = Query(10, ge=0, le=100),
+                        es: AsyncElasticsearch = Depends(get_es),
+                        settings: Settings = Depends(get_app_settings)) -> Preview:
+    _checked(body.query)
+    return await _preview(es, settings, body.query, size)
+
+
+@router.get("/queries/{query_id}/preview", response_model=Preview,
+            summary="What the query matches among indexed mentions (same answer as the stream)", dependencies=READ,
+            responses=errors(404))
+async def preview_query(query_id: QueryId, size: int = Query(10, ge=0, le=100),
+                        es: AsyncElasticsearch = Depends(get_es),
+                        settings: Settings = Depends(get_app_settings)) -> Preview:
+    query, _ = await _get(es, settings, query_id)
+    return await _preview(es, settings, query.query, size)

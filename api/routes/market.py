@@ -11,10 +11,8 @@ from pydantic import BaseModel, Field
 
 from api.auth.scopes import TRENDS_READ
 from api.analytics.bodies import (
-    PRODUCT_FEEDBACK, attach_examples, emerging_foreground, emerging_topics_body, examples_search,
-    feedback_foreground, parse_product_feedback, parse_topics, product_feedback_body,
+    PRODUCT_FEEDBACK, emerging_topics_body, parse_product_feedback, parse_topics, product_feedback_body,
 )
-from api.analytics.reader import checked
 from api.analytics.series import default_range
 from api.deps import get_app_settings, get_es, require
 from api.queries import BadQuery, UtcTime, interval_seconds
@@ -24,17 +22,6 @@ from pipeline.settings import Settings
 router = APIRouter(tags=["market"], dependencies=[Depends(require(TRENDS_READ))])
 
 _SEARCH = {"ignore_unavailable": True, "allow_no_indices": True}
-
-
-async def _add_examples(es, settings: Settings, foreground: list[dict[str, Any]], items: list[dict[str, Any]],
-                        n: int) -> None:
-    """Example posts for significant words (one msearch: ``significant_text`` takes no sub-aggregation)."""
-    if not items or not n:
-        return
-    searches: list[dict[str, Any]] = []
-    for item in items:
-        searches += [{"index": settings.mentions_alias, **_SEARCH}, examples_search(foreground, item["term"], n)]
-    attach_examples(items, [checked(r) for r in (await es.msearch(searches=searches))["responses"]])
 
 
 class Example(BaseModel):
@@ -47,10 +34,11 @@ class Example(BaseModel):
 
 
 class Topic(BaseModel):
-    kind: str = Field(..., description="`word` (from the text) or `hashtag`.")
+    kind: str = Field(..., description="`phrase` (a keyphrase of the text: 1-3 words, no stop words, URL "
+                      "fragments or brand names) or `hashtag`.")
     term: str
     score: float = Field(..., description="Significance (JLH) of the term in the window against the background.")
-    count: int = Field(..., description="Mentions in the window containing it (in the sample).")
+    count: int = Field(..., description="Mentions in the window containing it.")
     background_count: int = Field(..., description="Mentions in the background window containing it.")
     examples: list[Example] = Field(..., description="Posts with it, most followed authors first.")
 
@@ -68,7 +56,7 @@ class EmergingTopics(BaseModel):
     model_config = {"populate_by_name": True, "json_schema_extra": {"examples": [{
         "brand": "united", "window": "6h", "background": "7d", "from": "2026-11-07T18:00:00Z",
         "to": "2026-11-08T00:00:00Z", "background_from": "2026-11-01T00:00:00Z", "total": 420,
-        "topics": [{"kind": "word", "term": "outage", "score": 3.2, "count": 40, "background_count": 42,
+        "topics": [{"kind": "phrase", "term": "app outage", "score": 3.2, "count": 40, "background_count": 42,
                     "examples": [{"id": "bluesky:3kabc", "text": "united app outage again", "created_at":
                                   "2026-11-07T22:10:00Z", "url": None, "author": {"handle": "jo", "followers": 1200},
                                   "sentiment": {"label": "negative"}}]},
@@ -81,10 +69,11 @@ class EmergingTopics(BaseModel):
     "/market/emerging-topics",
     response_model=EmergingTopics,
     response_model_by_alias=True,
-    summary="Words and hashtags whose frequency in the recent window stands out against the background",
-    description="`significant_text` on the text and `significant_terms` on hashtags: mentions of the last `window` "
-    "(foreground) against those of the last `background` (which includes the window). Spam is left out. Terms "
-    "need at least 2 mentions in the window.",
+    summary="Phrases and hashtags whose frequency in the recent window stands out against the background",
+    description="`significant_terms` on the keyphrases the pipeline extracted (`phrases`) and on hashtags: mentions "
+    "of the last `window` (foreground) against those of the last `background` (which includes the window). A word "
+    "is replaced by a longer phrase holding most of its mentions. Spam and near-copies are left out. Terms need at "
+    "least 2 mentions in the window.",
 )
 async def emerging_topics(
     brand: str | None = Query(None, pattern=BRAND_ID, description="Brand id; all mentions if omitted"),
@@ -102,10 +91,7 @@ async def emerging_topics(
     until = (until if until.tzinfo else until.replace(tzinfo=timezone.utc)) if until else datetime.now(timezone.utc)
     since, background_from = until - timedelta(seconds=window_s), until - timedelta(seconds=background_s)
     body = emerging_topics_body(brand, since, background_from, until, settings.spam_threshold, size, examples)
-    found = parse_topics(await es.search(index=settings.mentions_alias, **_SEARCH, **body))
-    words = [t for t in found["topics"] if t["kind"] == "word"]
-    await _add_examples(es, settings, emerging_foreground(brand, since, until, settings.spam_threshold), words,
-                        examples)
+    found = parse_topics(await es.search(index=settings.mentions_alias, **_SEARCH, **body), size)
     return EmergingTopics(brand=brand, window=window, background=background, since=since, until=until,
                           background_from=background_from, **found)
 
@@ -113,7 +99,7 @@ async def emerging_topics(
 class FeedbackTheme(BaseModel):
     term: str
     score: float = Field(..., description="Significance against all the brand's mentions in the period.")
-    count: int = Field(..., description="Product-feedback mentions containing it (in the sample).")
+    count: int = Field(..., description="Product-feedback mentions containing it.")
     background_count: int
     examples: list[Example]
 
@@ -131,13 +117,13 @@ class ProductFeedback(BaseModel):
     purpose: str = Field(PRODUCT_FEEDBACK, description="The purpose label counted as product feedback.")
     total: int = Field(..., description="Product-feedback mentions in the period (spam left out).")
     sentiment: dict[str, int]
-    themes: list[FeedbackTheme] = Field(..., description="Words standing out in the feedback, most significant first.")
+    themes: list[FeedbackTheme] = Field(..., description="Phrases standing out in the feedback, most significant first.")
     hashtags: list[FeedbackHashtag] = Field(..., description="The feedback's most common hashtags.")
 
     model_config = {"populate_by_name": True, "json_schema_extra": {"examples": [{
         "brand": "united", "from": "2026-11-01T00:00:00Z", "to": "2026-11-08T00:00:00Z",
         "purpose": "product_feedback", "total": 57, "sentiment": {"negative": 30, "neutral": 17, "positive": 10},
-        "themes": [{"term": "wifi", "score": 1.9, "count": 14, "background_count": 16, "examples": []}],
+        "themes": [{"term": "slow wifi", "score": 1.9, "count": 14, "background_count": 16, "examples": []}],
         "hashtags": [{"hashtag": "inflightwifi", "count": 5, "examples": []}],
     }]}}
 
@@ -161,7 +147,5 @@ async def product_feedback(
 ) -> ProductFeedback:
     since, until = default_range(since, until, None, datetime.now(timezone.utc), span=timedelta(days=7))
     body = product_feedback_body(brand, since, until, settings.spam_threshold, size, examples)
-    found = parse_product_feedback(await es.search(index=settings.mentions_alias, **_SEARCH, **body))
-    await _add_examples(es, settings, feedback_foreground(brand, since, until, settings.spam_threshold),
-                        found["themes"], examples)
+    found = parse_product_feedback(await es.search(index=settings.mentions_alias, **_SEARCH, **body), size)
     return ProductFeedback(brand=brand, since=since, until=until, **found)

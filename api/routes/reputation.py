@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from api.auth.scopes import TRENDS_READ
-from api.analytics.bodies import parse_reputation_extras, reputation_extras_body
+from api.analytics.bodies import authors_body, parse_authors, parse_reputation_extras, reputation_extras_body
 from api.analytics.mixes import deltas, mix, sentiment_series
 from api.analytics.reader import checked, read_counts
 from api.analytics.series import Source, check_buckets, default_range, series_totals
@@ -37,9 +37,10 @@ class PurposeShare(BaseModel):
 
 
 class Theme(BaseModel):
-    term: str = Field(..., description="A word that stands out in complaints against all the brand's mentions.")
+    term: str = Field(..., description="A phrase (1-3 words; no stop words, URL fragments or brand names) that stands "
+                      "out in complaints against all the brand's mentions; a longer phrase replaces a word it covers.")
     score: float = Field(..., description="Significance score (JLH): higher stands out more.")
-    count: int = Field(..., description="Complaints containing it (in the sample).")
+    count: int = Field(..., description="Complaints containing it.")
     background_count: int = Field(..., description="Mentions of the brand in the period containing it.")
 
 
@@ -110,7 +111,7 @@ class Reputation(BaseModel):
                     "emotion": {"counts": {"anger": 50, "joy": 20, "optimism": 20, "sadness": 30},
                                 "shares": {"anger": 0.417, "joy": 0.167, "optimism": 0.167, "sadness": 0.25}},
                     "purposes": [{"purpose": "customer_care", "count": 40, "share": 0.333}],
-                    "complaint_themes": [{"term": "refund", "score": 1.7, "count": 12, "background_count": 14}],
+                    "complaint_themes": [{"term": "refund request", "score": 1.7, "count": 12, "background_count": 14}],
                     "influential_authors": [{"handle": "aviationnews", "mentions": 2, "followers": 250000,
                                              "engagement": 900}]},
         "deltas": {"volume": 20, "volume_change": 0.2, "complaints": 10, "net_sentiment": -0.15,
@@ -151,6 +152,19 @@ async def brand_reputation(
         searches += [{"index": settings.mentions_alias, "ignore_unavailable": True, "allow_no_indices": True},
                      reputation_extras_body(brand, start, end, settings.spam_threshold)]
     extras = [parse_reputation_extras(checked(r)) for r in (await es.msearch(searches=searches))["responses"]]
+    periods = [(since, until), (before, since)]
+    asked = [(i, extra.pop("author_handles")) for i, extra in enumerate(extras)]
+    for i, _ in asked:
+        extras[i]["influential_authors"] = []
+    asked = [(i, handles) for i, handles in asked if handles]
+    if asked:
+        searches = []
+        for i, handles in asked:
+            searches += [{"index": settings.mentions_alias, "ignore_unavailable": True, "allow_no_indices": True},
+                         authors_body(brand, *periods[i], settings.spam_threshold, handles)]
+        answers = (await es.msearch(searches=searches))["responses"]
+        for (i, handles), answer in zip(asked, answers):
+            extras[i]["influential_authors"] = parse_authors(checked(answer), handles)
     current = {"from": since, "to": until, **mix(series_totals(series)[brand]), **extras[0]}
     previous = {"from": before, "to": since, **mix(series_totals(previous_series)[brand]), **extras[1]}
     used = used_now if used_now == used_before else "+".join(sorted({*used_now.split("+"), *used_before.split("+")}))

@@ -1,6 +1,8 @@
 """Triage: a team's queue of routed mentions awaiting a response, the actions on a mention, the KPIs.
 
-Reading needs ``triage:read``, acting ``triage:write``. Each action is stored in ``<prefix>-triage``
+Reading needs ``triage:read``, acting ``triage:write``. A key bound to teams (``earshot keys create
+--teams``) reads and acts on those teams' queues only: another team's queue, KPIs or mention is a
+403; it may hand a mention of its own over to any team. Each action is stored in ``<prefix>-triage``
 (``api/triage_store.py``: conditional writes, so concurrent actions never overwrite each other) with
 the API key's name as who did it, and noted on the request's audit entry.
 """
@@ -16,10 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth.scopes import TRIAGE_READ, TRIAGE_WRITE
 from api.audit import note_action
+from api.auth.guard import check_team, team_refusal
 from api.deps import Principal, get_app_settings, get_es, require
 from api.errors import errors
 from api.queries import BadQuery, UtcTime
-from api.triage_store import act, ensure_triage_layout, queue_page, team_kpis
+from api.triage_store import NotYourTeam, act, ensure_triage_layout, queue_page, team_kpis
 from pipeline.schema import Author, Sentiment
 from pipeline.settings import Settings
 from pipeline.store.triage_state import AWAITING, Action, InvalidAction, Status, TriageRefused
@@ -41,17 +44,23 @@ router = APIRouter(prefix="/triage", tags=["triage"])
 
 
 class HistoryEntry(BaseModel):
-    action: Literal["assign", "respond", "resolve"]
+    action: Literal["assign", "respond", "resolve", "handover"]
     by: str = Field(..., description="Name of the API key that acted.")
     at: datetime
     note: str | None = None
     assignee: str | None = None
     responded_at: datetime | None = None
+    reply_url: str | None = Field(None, description="respond: the link to the reply.")
+    team: str | None = Field(None, description="handover: the team it went to.")
+    from_teams: list[str] | None = Field(None, description="handover: the teams that had it.")
+    reason: str | None = Field(None, description="handover: why.")
 
 
 class TriageState(BaseModel):
     mention_id: str
-    teams: list[str]
+    teams: list[str] = Field(..., description="The teams working it: the routed ones, or the one it was handed to.")
+    routed_teams: list[str] | None = Field(None, description="The teams the router chose.")
+    handed_over: bool = False
     status: Status
     assignee: str | None = None
     first_response_at: datetime | None = None
@@ -108,6 +117,12 @@ class AssignBody(_Body):
 
 class RespondBody(_Body):
     responded_at: datetime | None = Field(None, description="When the reply went out (ISO 8601); default now.")
+    reply_url: str | None = Field(None, max_length=2000, pattern=r"^https?://\S+$", description="Link to the reply.")
+
+
+class HandoverBody(_Body):
+    team: str = Field(..., pattern=TEAM_ID, description="The team that takes the mention over.")
+    reason: str = Field(..., min_length=1, max_length=2000, description="Why it belongs there (kept in the history).")
 
 
 class Kpis(BaseModel):
@@ -115,7 +130,8 @@ class Kpis(BaseModel):
     since: datetime = Field(..., alias="from", serialization_alias="from")
     until: datetime = Field(..., alias="to", serialization_alias="to")
     as_of: datetime
-    routed: int = Field(..., description="Mentions routed to the team created in [from, to), spam and copies left out.")
+    routed: int = Field(..., description="Mentions routed to the team created in [from, to), spam and copies left out; "
+                        "those handed over count for the team that has them.")
     responded: int = Field(..., description="Of those, how many have a first response.")
     first_response_median_s: float | None = Field(..., description="Median seconds from post to first response.")
     first_response_p90_s: float | None = Field(..., description="90th percentile of the same, s.")
@@ -148,10 +164,11 @@ async def team_queue(
     cursor: str | None = Query(None, max_length=1000),
     include_spam: bool = False,
     include_duplicates: bool = False,
-    _: Principal = Depends(require(TRIAGE_READ)),
+    principal: Principal = Depends(require(TRIAGE_READ)),
     es: AsyncElasticsearch = Depends(get_es),
     settings: Settings = Depends(get_app_settings),
 ) -> QueuePageOut:
+    check_team(principal, team)
     await triage_layout(request)
     statuses = (status,) if status else AWAITING
     page = await queue_page(es, settings, team, statuses, limit, cursor, include_spam, include_duplicates)
@@ -160,10 +177,12 @@ async def team_queue(
 
 
 async def _act(request: Request, es: AsyncElasticsearch, settings: Settings, mention_id: str,
-               action: Action) -> ActionResult:
+               action: Action, principal: Principal) -> ActionResult:
     await triage_layout(request)
     try:
-        result = await act(es, settings, mention_id, action)
+        result = await act(es, settings, mention_id, action, may_work=principal.serves_any)
+    except NotYourTeam as exc:
+        raise team_refusal(principal, f"{exc}") from None
     except TriageRefused as exc:
         raise HTTPException(409, str(exc)) from None
     except InvalidAction as exc:
@@ -171,8 +190,9 @@ async def _act(request: Request, es: AsyncElasticsearch, settings: Settings, men
     if result is None:
         raise HTTPException(404, f"no mention {mention_id!r} is stored")
     state, changed = result
+    extra = {"team": action.team, "reason": action.reason} if action.kind == "handover" else {}
     note_action(request, mention_id=mention_id, triage_action=action.kind, status=state["status"],
-                assignee=state.get("assignee"), version=state["version"], changed=changed)
+                assignee=state.get("assignee"), version=state["version"], changed=changed, **extra)
     return ActionResult(changed=changed, triage=TriageState(**state))
 
 
@@ -192,7 +212,7 @@ async def assign(
     """Give the mention to `assignee` (status new/assigned -> assigned). Repeating it changes nothing."""
     action = Action("assign", principal.name, datetime.now(timezone.utc), body.note, assignee=body.assignee,
                     expected_version=body.version)
-    return await _act(request, es, settings, mention_id, action)
+    return await _act(request, es, settings, mention_id, action, principal)
 
 
 @router.post("/mentions/{mention_id:path}/respond", response_model=ActionResult, summary="Record a response",
@@ -207,8 +227,9 @@ async def respond(
 ) -> ActionResult:
     """Status -> responded. The first response time is recorded once; a later call only adds its note."""
     action = Action("respond", principal.name, datetime.now(timezone.utc), body.note,
-                    responded_at=_utc(body.responded_at) if body.responded_at else None, expected_version=body.version)
-    return await _act(request, es, settings, mention_id, action)
+                    responded_at=_utc(body.responded_at) if body.responded_at else None, expected_version=body.version,
+                    reply_url=body.reply_url)
+    return await _act(request, es, settings, mention_id, action, principal)
 
 
 @router.post("/mentions/{mention_id:path}/resolve", response_model=ActionResult, summary="Resolve a mention",
@@ -223,7 +244,26 @@ async def resolve(
 ) -> ActionResult:
     """Close the mention (any status -> resolved); it leaves the queue. Repeating it changes nothing."""
     action = Action("resolve", principal.name, datetime.now(timezone.utc), body.note, expected_version=body.version)
-    return await _act(request, es, settings, mention_id, action)
+    return await _act(request, es, settings, mention_id, action, principal)
+
+
+@router.post("/mentions/{mention_id:path}/handover", response_model=ActionResult,
+             summary="Hand a mention over to another team", responses=errors(404, 409, 413))
+async def handover(
+    request: Request,
+    body: HandoverBody,
+    mention_id: str = MENTION_ID,
+    principal: Principal = Depends(require(TRIAGE_WRITE)),
+    es: AsyncElasticsearch = Depends(get_es),
+    settings: Settings = Depends(get_app_settings),
+) -> ActionResult:
+    """Move the mention to `team`'s queue with a reason (a post routed to care that belongs to PR, say): it
+    leaves the queues of the teams that had it, awaits `team` as new and unassigned, and stays tracked there
+    until resolved. Handing it to the team that already has it changes nothing. A team-bound key may hand
+    over only a mention of its own teams, to any team."""
+    action = Action("handover", principal.name, datetime.now(timezone.utc), body.note, team=body.team,
+                    reason=body.reason, expected_version=body.version)
+    return await _act(request, es, settings, mention_id, action, principal)
 
 
 @router.get("/{team}/kpis", response_model=Kpis, response_model_by_alias=True, summary="A team's response KPIs",
@@ -235,10 +275,11 @@ async def kpis(
     team: str = Path(..., pattern=TEAM_ID),
     since: UtcTime | None = Query(None, alias="from", description="created_at >= this (ISO 8601)"),
     until: UtcTime | None = Query(None, alias="to", description="created_at < this (ISO 8601); default now"),
-    _: Principal = Depends(require(TRIAGE_READ)),
+    principal: Principal = Depends(require(TRIAGE_READ)),
     es: AsyncElasticsearch = Depends(get_es),
     settings: Settings = Depends(get_app_settings),
 ) -> Kpis:
+    check_team(principal, team)
     now = datetime.now(timezone.utc)
     until = _utc(until) if until else now
     since = _utc(since) if since else until - timedelta(days=DEFAULT_KPI_DAYS)

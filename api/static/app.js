@@ -91,6 +91,29 @@
     return { Authorization: "Bearer " + apiKey(), Accept: accept || "application/json" };
   }
 
+  /** A POST/PUT/DELETE with a JSON body; the answer's JSON (null for 204). */
+  async function send(method, path, body, params) {
+    const url = new URL(path, location.origin);
+    for (const [name, value] of Object.entries(params || {})) url.searchParams.set(name, value);
+    const response = await fetch(url, {
+      method, cache: "no-store", body: body === undefined ? undefined : JSON.stringify(body),
+      headers: Object.assign(authHeaders(), { "Content-Type": "application/json" }),
+    });
+    if (response.status === 401) {
+      const message = await errorText(response);
+      askForKey("The API refused the key: " + message);
+      throw new ApiError(401, message);
+    }
+    if (!response.ok) {
+      let body = {};
+      try { body = await response.json(); } catch (e) { /* not JSON */ }
+      const error = new ApiError(response.status, typeof body.error === "string" ? body.error : response.statusText);
+      error.body = body;
+      throw error;
+    }
+    return response.status === 204 ? null : response.json();
+  }
+
   async function api(path, params) {
     const url = new URL(path, location.origin);
     for (const [name, value] of Object.entries(params || {})) {
@@ -267,6 +290,7 @@
     list.replaceChildren(...alerts.slice(0, MAX_ALERTS).map(alertItem));
     $("stat-alerts").textContent = alerts.filter((a) => a.status !== "resolved").length;
     note("alerts-note", alerts.length ? "" : "No alerts yet; new ones appear here as they are raised.");
+    if (state.onAlerts) state.onAlerts([...state.alerts.values()]); // the crisis room (workspaces.js)
   }
 
   function alertItem(alert) {
@@ -413,9 +437,9 @@
     return item;
   }
 
-  async function runSearch() {
+  async function runSearch(extra) {
     const q = $("search-q").value.trim();
-    const params = { q, size: 20 };
+    const params = Object.assign({ q, size: 20 }, extra || {});
     if ($("search-brand-only").checked) params.brand = state.brand;
     note("search-note", "Searching…");
     try {
@@ -502,6 +526,7 @@
     state.brand = config.brands.some((b) => b.id === wanted) ? wanted : own && own.id;
     fillSelect($("brand"), config.brands.map((b) => [b.id, b.name + (b.competitor ? " (competitor)" : "")]), state.brand);
     fillSelect($("team"), config.teams.map((t) => [t, t.replace(/_/g, " ")]), config.teams.includes("customer_care") ? "customer_care" : config.teams[0]);
+    if (window.earshotWorkspaces) window.earshotWorkspaces.start(config);
     if (!state.brand) { note("trend-note", "brands.yaml names no brand.", true); return; }
     await Promise.all([refreshBrandPanels(), loadAlerts(), loadTriage()]);
     followAlerts();
@@ -531,6 +556,11 @@
       event.preventDefault();
       runSearch();
     });
+    // What workspaces.js builds on: the same API calls, node builders and state.
+    window.earshot = {
+      state, api, send, el, note, failure, percent, whenText, mentionItem, highlighted, brandName, timeWindow,
+      apiKey, upsertAlert, renderAlerts, runSearch, fillSelect,
+    };
   }
 
   document.addEventListener("DOMContentLoaded", () => {

@@ -7,7 +7,9 @@ is used and written out otherwise); any other keys are passed through. Each outp
     complaint / offensive / hate / irony {label: bool, score}, purposes, teams, priority, model_version
 
 For a post in a language the models do not read, each model field is the string
-``"unsupported_language"`` (and ``purposes`` is empty) rather than a guess. Bad lines are
+``"unsupported_language"`` (and ``purposes`` is empty) rather than a guess; for a language only
+the multilingual model reads (``model_status`` ``sentiment_only``), sentiment is filled and every
+other model field is ``"unsupported_language"``. Bad lines are
 reported on stderr with their line number and skipped.
 """
 
@@ -24,6 +26,7 @@ from pipeline.enrich.enricher import MentionEnricher
 from pipeline.schema import EnrichedMention, Mention
 
 UNSUPPORTED = "unsupported_language"
+SENTIMENT_ONLY = "sentiment_only"
 MODEL_FIELDS = ("sentiment", "emotion", "complaint", "offensive", "hate", "irony")
 
 
@@ -60,8 +63,12 @@ def output_record(item: dict[str, Any], enriched: EnrichedMention) -> dict[str, 
     """The input object plus every enrichment field, in the documented shape."""
     out = dict(item)
     out["lang"] = enriched.lang
-    if enriched.model_status == UNSUPPORTED:
+    if enriched.model_status in (UNSUPPORTED, SENTIMENT_ONLY):
         out.update({name: UNSUPPORTED for name in MODEL_FIELDS})
+        if enriched.model_status == SENTIMENT_ONLY and enriched.sentiment is not None:
+            s = enriched.sentiment
+            out["sentiment"] = {"label": s.label, "scores": {"negative": s.negative, "neutral": s.neutral,
+                                                             "positive": s.positive}}
     else:
         s, e = enriched.sentiment, enriched.emotion
         assert s is not None and e is not None

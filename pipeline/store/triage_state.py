@@ -6,6 +6,10 @@ What people did lives in one document per mention in ``<prefix>-triage`` (``_id`
 resolved, and the history of actions (who = the API key's name, when, note). A mention nobody
 touched has no document: it is ``new``.
 
+A handover moves a mention to another team's queue with a reason (the switchboard case: a post
+routed to care that belongs to PR): ``teams`` on the document is then the team it was handed
+to, ``routed_teams`` what the router chose, and the mention stays tracked there until resolved.
+
 The document also keeps a copy of the mention's facts that the KPIs filter on (teams,
 ``created_at``, spam score, ``duplicate_of``), refreshed on every action, so the KPIs are a few
 ``count`` requests on each index plus one aggregation, never a join (see ``kpis``).
@@ -32,7 +36,9 @@ TRIAGE_MAPPINGS: dict[str, Any] = {
     "dynamic": "strict",
     "properties": {
         "mention_id": _KEYWORD,
-        "teams": _KEYWORD,
+        "teams": _KEYWORD,  # the teams working it now: routed_teams, or the team it was handed over to
+        "routed_teams": _KEYWORD,  # the mention's teams, as the router chose them
+        "handed_over": {"type": "boolean"},
         "created_at": {"type": "date"},  # the mention's publication time
         "spam_score": {"type": "float"},
         "duplicate_of": _KEYWORD,
@@ -63,25 +69,29 @@ class StaleVersion(TriageRefused):
 
 @dataclass(frozen=True)
 class Action:
-    """What a person did: ``kind`` assign/respond/resolve, ``by`` the API key's name, ``at`` now.
+    """What a person did: ``kind`` assign/respond/resolve/handover, ``by`` the API key's name, ``at`` now.
 
-    ``responded_at`` (respond only) is when the reply went out, if not now; ``expected_version``
-    is the version the caller last saw (None: apply to whatever is stored)."""
+    ``responded_at`` (respond only) is when the reply went out, if not now; ``reply_url`` (respond
+    only) links the reply; ``team`` and ``reason`` (handover only) say where the mention goes and
+    why; ``expected_version`` is the version the caller last saw (None: apply to whatever is stored)."""
 
-    kind: Literal["assign", "respond", "resolve"]
+    kind: Literal["assign", "respond", "resolve", "handover"]
     by: str
     at: datetime
     note: str | None = None
     assignee: str | None = None
     responded_at: datetime | None = None
     expected_version: int | None = None
+    reply_url: str | None = None
+    team: str | None = None
+    reason: str | None = None
 
 
 def mention_facts(mention: dict[str, Any]) -> dict[str, Any]:
     """The fields of an enriched mention (ES ``_source``) that a triage document copies."""
     spam = mention.get("spam") or {}
     return {"mention_id": mention["id"], "teams": list(mention.get("teams") or []),
-            "created_at": mention["created_at"], "spam_score": spam.get("score"),
+            "routed_teams": list(mention.get("teams") or []), "created_at": mention["created_at"], "spam_score": spam.get("score"),
             "duplicate_of": mention.get("duplicate_of")}
 
 
@@ -89,7 +99,7 @@ def untouched(mention: dict[str, Any]) -> dict[str, Any]:
     """The state of a mention nobody acted on yet (version 0, no document stored)."""
     return {**mention_facts(mention), "status": "new", "assignee": None, "first_response_at": None,
             "first_response_s": None, "resolved_at": None, "handled_s": None, "updated_at": None,
-            "version": 0, "history": []}
+            "version": 0, "history": [], "handed_over": False}
 
 
 def awaiting(state: dict[str, Any] | None) -> bool:
@@ -115,6 +125,8 @@ def apply(stored: dict[str, Any] | None, mention: dict[str, Any], action: Action
     history); resolve closes the mention. A resolved mention takes no more actions but a repeated
     resolve. Raises ``StaleVersion`` or ``TriageRefused`` (both: 409), or ``InvalidAction`` (422)."""
     state = {**(stored or untouched(mention)), **mention_facts(mention)}  # facts refreshed each time
+    if stored and stored.get("handed_over"):  # ...but a handover's team stays until another handover
+        state["teams"] = list(stored["teams"])
     version = int(state.get("version") or 0)
     if action.expected_version is not None and action.expected_version != version:
         raise StaleVersion(f"mention {state['mention_id']} is at version {version}, "
@@ -149,9 +161,21 @@ def apply(stored: dict[str, Any] | None, mention: dict[str, Any], action: Action
             state["first_response_s"] = _seconds_since_created(state, when)
         state["status"] = "responded"
         entry["responded_at"] = when.isoformat()
+        if action.reply_url:
+            entry["reply_url"] = action.reply_url
     elif action.kind == "resolve":
         state["status"] = "resolved"
         state["resolved_at"] = action.at.isoformat()
+    elif action.kind == "handover":
+        if not action.team or not (action.reason or "").strip():
+            raise InvalidAction("a handover needs a team and a reason")
+        if state["teams"] == [action.team]:
+            return None  # already there: a repeated request
+        entry.update({"from_teams": list(state["teams"]), "team": action.team, "reason": action.reason.strip()})
+        state["teams"] = [action.team]
+        state["handed_over"] = True
+        if status in AWAITING:  # the new team picks it up afresh
+            state["status"], state["assignee"] = "new", None
     else:  # pragma: no cover - Action.kind is a Literal
         raise ValueError(f"unknown action {action.kind!r}")
     if state["handled_s"] is None and state["status"] in HANDLED:
@@ -195,6 +219,41 @@ def team_mentions_query(team: str, spam_threshold: float | None, since: datetime
     ``noise_clauses``: ``spam_threshold`` None keeps spam, ``duplicates`` keeps copies)."""
     return {"bool": {"filter": [{"term": {"teams": team}}, *created_range(since, until),
                                 *noise_clauses("spam.score", spam_threshold, duplicates)]}}
+
+
+def team_queue_query(team: str, spam_threshold: float | None, duplicates: bool = False,
+                     handed_in: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Candidates for ``team``'s queue: mentions routed to it or handed over to it (``handed_in``
+    ids), spam and copies left out as in ``team_mentions_query``. Those handed away from the team
+    are dropped by the caller, which reads each candidate's triage state anyway."""
+    routed: list[dict[str, Any]] = [{"term": {"teams": team}}]
+    if handed_in:
+        routed.append({"ids": {"values": list(handed_in)}})
+    return {"bool": {"filter": [{"bool": {"should": routed, "minimum_should_match": 1}},
+                                *noise_clauses("spam.score", spam_threshold, duplicates)]}}
+
+
+def handed_in_query(team: str) -> dict[str, Any]:
+    """Triage documents of mentions handed over to ``team`` and still awaiting a response."""
+    return {"bool": {"filter": [{"term": {"teams": team}}, {"term": {"handed_over": True}},
+                                {"terms": {"status": list(AWAITING)}}]}}
+
+
+def handover_aggregations(team: str, windows: KpiWindows) -> dict[str, Any]:
+    """Over handed-over triage documents created in the window: those handed away from ``team``
+    (routed to it, worked elsewhere) and those handed to it (routed elsewhere), each also counted
+    over the SLA and 72 h windows, so that the mentions-index counts can be corrected."""
+    def counted(flt: dict[str, Any]) -> dict[str, Any]:
+        return {"filter": flt, "aggs": {
+            "sla_due": {"filter": {"bool": {"filter": created_range(windows.since, windows.sla_due_until)}}},
+            "answer_due": {"filter": {"bool": {"filter": created_range(windows.since, windows.answer_due_until)}}}}}
+
+    return {
+        "handed_out": counted({"bool": {"filter": [{"term": {"routed_teams": team}}],
+                                        "must_not": [{"term": {"teams": team}}]}}),
+        "handed_in": counted({"bool": {"filter": [{"term": {"teams": team}}],
+                                       "must_not": [{"term": {"routed_teams": team}}]}}),
+    }
 
 
 def team_triage_query(team: str, spam_threshold: float, since: datetime | None, until: datetime | None,

@@ -248,9 +248,9 @@ def test_dashboard_in_a_real_browser(chromium, dash_settings):
             page.wait_for_selector("#live-status[data-state=denied]", timeout=10_000)
             assert "needs trends:read" in page.text_content("#trend-note")
             assert "needs alerts:read" in page.text_content("#alerts-note")
-            page.fill("#search-q", "luggage")
-            page.click("#search-form button[type=submit]")
-            page.wait_for_selector("#search-results li mark", timeout=10_000)
+            # ...and opens on its own workspace (tests/e2e/test_dashboard_workspaces.py), the others not offered.
+            page.wait_for_selector("#view-care:not([hidden]) #care-list li", timeout=10_000)
+            assert not page.is_visible("#view-comms") and not page.is_visible("#tab-comms")
 
             # A wrong key sends the user back to the key form with the API's reason.
             page.evaluate("sessionStorage.setItem('earshot.apiKey', 'esk_0000000000000000_" + "x" * 43 + "')")

@@ -98,9 +98,11 @@ def test_every_document_has_language_model_readings_routing_and_its_brands(repla
     for d in docs:
         assert d["text"] == corpus[d["id"]]
         assert d["lang"], d["id"]
-        assert d["schema_version"] == 2 and d["model_version"].startswith("earshot-minilm-l6@")
-        if d["model_status"] == "unsupported_language":
-            assert d["sentiment"] is None and d["purposes"] == [] and d["lang"] != "en", d
+        assert d["schema_version"] == 2 and d["model_version"].startswith(("earshot-minilm-l6@",
+                                                                            "earshot-e5-small-multilingual@"))
+        if d["model_status"] in ("unsupported_language", "sentiment_only"):
+            assert d["purposes"] == [] and d["lang"] != "en" and d["emotion"] is None, d
+            assert (d["sentiment"] is None) == (d["model_status"] == "unsupported_language"), d
         else:
             model_read += 1
             assert d["sentiment"]["label"] in {"negative", "neutral", "positive"}

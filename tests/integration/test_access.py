@@ -30,7 +30,8 @@ OPEN = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 HOSTILE = ['"}}, {"match_all": {}}', "*:*", '{"script": {"source": "x"}}', '" OR 1=1 --', "\\", "text:* OR *"]
 # Path parameters that match nothing, and requests that stop at validation after the auth check.
 PATH_VALUES = {"alert_id": "nonexistent", "webhook_id": "0000000000000000", "query_id": "no-such-query",
-               "brand": "united", "mention_id": "accesstest:nonexistent", "team": "customer_care"}
+               "brand": "united", "mention_id": "accesstest:nonexistent", "team": "customer_care",
+               "key_id": "0000000000000000"}
 QUERY = {"/v1/alerts/stream": {"min_severity": "huge"}}  # a 422, not an endless stream
 BODY = {"/v1/ingest": b"{}", "/v1/alerts/{alert_id}/ack": b"{}", "/v1/alerts/{alert_id}/resolve": b"{}"}
 
@@ -326,5 +327,45 @@ def test_the_keys_command_creates_a_key_shown_once_lists_it_without_secrets_and_
             assert main(["keys", "revoke", key_id]) == 0
             assert c.get("/v1/mentions/search", headers=bearer(key)).status_code == 401
         assert main(["keys", "revoke", "0000000000000000"]) == 1
+        # --teams binds the key: listed with its teams, refused on another team's queue.
+        assert main(["keys", "create", "--role", "care", "--name", "cli-care", "--teams", "customer_care"]) == 0
+        bound = capsys.readouterr().out.strip()
+        assert main(["keys", "list"]) == 0
+        [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith(bound.split("_")[1])]
+        assert row.split()[-1] == "customer_care"
+        with TestClient(create_app(settings)) as c:
+            assert c.get("/v1/triage/customer_care/queue", headers=bearer(bound)).status_code == 200
+            refused = c.get("/v1/triage/investor_relations/queue", headers=bearer(bound))
+            assert refused.status_code == 403 and "serves the teams customer_care only" in refused.json()["error"]
+        assert main(["keys", "create", "--role", "care", "--name", "cli-bad", "--teams", "bad team!"]) == 2
     finally:
         get_settings.cache_clear()
+
+
+def test_admins_create_list_and_revoke_keys_over_the_api_with_their_teams(client, api_keys):
+    admin = bearer(api_keys["admin"])
+    made = client.post("/v1/keys", headers=admin, json={"name": "api-care", "role": "care",
+                                                         "teams": ["customer_care", "sales"]})
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["teams"] == ["customer_care", "sales"] and body["role"] == "care" and body["key"].startswith("esk_")
+    assert "triage:write" in body["scopes"] and "secret_sha256" not in body
+    key = bearer(body["key"])
+    assert client.get("/v1/triage/sales/queue", headers=key).status_code == 200
+    assert client.get("/v1/triage/investor_relations/queue", headers=key).status_code == 403
+    config = client.get("/dashboard/config", headers=key).json()["caller"]
+    assert config["role"] == "care" and config["teams"] == ["customer_care", "sales"] and config["views"] == ["care"]
+    listed = client.get("/v1/keys", headers=admin).json()["keys"]
+    [row] = [k for k in listed if k["key_id"] == body["key_id"]]
+    assert row["teams"] == ["customer_care", "sales"] and "key" not in row
+    for bad in ({"name": "x", "role": "nope"}, {"name": "x", "role": "care", "teams": ["no spaces"]}, {"role": "care"}):
+        assert client.post("/v1/keys", headers=admin, json=bad).status_code == 422, bad
+    assert client.post("/v1/keys", headers=key, json={"name": "x", "role": "admin"}).status_code == 403
+    revoked = client.post(f"/v1/keys/{body['key_id']}/revoke", headers=admin)
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+    assert client.get("/v1/triage/sales/queue", headers=key).status_code == 401  # at once on this process
+    assert client.post("/v1/keys/0000000000000000/revoke", headers=admin).status_code == 404
+    views = {role: client.get("/dashboard/config", headers=bearer(api_keys[role])).json()["caller"]["views"]
+             for role in ("admin", "comms", "crisis", "ir", "data")}
+    assert views == {"admin": ["comms", "crisis", "care", "ir", "data", "admin"], "comms": ["comms"],
+                     "crisis": ["crisis", "comms"], "ir": ["ir"], "data": ["data", "comms"]}

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from pipeline.enrich.phrases import STOP_WORDS, brand_words, extract_phrases
 from pipeline.store.rollup import hours_between, rollup_hours
 from pipeline.schema import Author, Emotion, EnrichedMention, Entities, Flag, Metrics, Sentiment, Spam
 from pipeline.store.mention_sink import MentionSink, ensure_mentions_layout, make_es_client
@@ -43,6 +44,7 @@ def make(i: int, at: datetime, brands: list[str], label: str, text: str, *, emot
         purposes=purposes or [], brands=brands, model_version="test@1",
         spam=Spam(score=spam) if spam is not None else None, duplicate_of=duplicate_of,
         entities=Entities(hashtags=hashtags or [], cashtags=cashtags or []),
+        phrases=extract_phrases(text, brand_words(brands)),  # as the enricher does
     )
 
 
@@ -206,6 +208,12 @@ def test_auto_falls_back_to_raw_until_an_hour_is_rolled_up_and_rollups_are_idemp
 
 # -- reputation and compare -------------------------------------------------------------------------
 
+def readable(terms: list[str], brand_names: set[str]) -> bool:
+    """No stop word at a phrase's edges, no brand name anywhere."""
+    return all(t.split()[0] not in STOP_WORDS and t.split()[-1] not in STOP_WORDS
+               and not set(t.split()) & brand_names for t in terms)
+
+
 def net(mentions: list[EnrichedMention]) -> float:
     labels = [m.sentiment.label for m in mentions]
     return (labels.count("positive") - labels.count("negative")) / len(labels)
@@ -228,7 +236,9 @@ def test_reputation_against_the_previous_period(client):
     assert body["current"]["emotion"]["counts"]["anger"] == sum(m.emotion.label == "anger" for m in now)
     top = body["current"]["purposes"][0]
     assert top["count"] == max(sum(p in m.purposes for m in now) for p in ("customer_care", "praise"))
-    assert "refund" in {t["term"] for t in body["current"]["complaint_themes"]}
+    themes = [t["term"] for t in body["current"]["complaint_themes"]]
+    assert "refund" in themes and "support never answers" in themes and "support" not in themes
+    assert readable(themes, {"acme", "globex"}), themes
     authors = body["current"]["influential_authors"]
     assert authors[0] == {"handle": "bigvoice", "mentions": 1, "followers": 1_000_000, "engagement": 501}
     assert len(body["series"]) == 24 and sum(p["volume"] for p in body["series"]) == len(now)
@@ -253,12 +263,14 @@ def test_a_planted_emerging_topic_is_found_with_examples(client):
                                                          "to": iso(CURRENT[1])})
     assert r.status_code == 200, r.text
     topics = r.json()["topics"]
-    words = {t["term"]: t for t in topics if t["kind"] == "word"}
+    phrases = {t["term"]: t for t in topics if t["kind"] == "phrase"}
     tags = {t["term"]: t for t in topics if t["kind"] == "hashtag"}
-    assert "zorblax" in words and "zorblax" in tags
-    assert words["zorblax"]["count"] == 5 and tags["zorblax"]["background_count"] == 5
-    assert 1 <= len(words["zorblax"]["examples"]) <= 3
-    assert all("zorblax" in e["text"] for e in words["zorblax"]["examples"])
+    # The longest phrase covering "zorblax" replaces it and its shorter phrases: it reads better.
+    assert "zorblax gadget launch" in phrases and "zorblax" not in phrases and "zorblax" in tags
+    assert readable(list(phrases), {"acme"}), list(phrases)
+    assert phrases["zorblax gadget launch"]["count"] == 5 and tags["zorblax"]["background_count"] == 5
+    assert 1 <= len(phrases["zorblax gadget launch"]["examples"]) <= 3
+    assert all("zorblax" in e["text"] for e in phrases["zorblax gadget launch"]["examples"])
     assert r.json()["total"] == len([m for m in MENTIONS if m.duplicate_of is None
                                      and counted(m, "acme", CURRENT[1] - timedelta(hours=6), CURRENT[1])])
 
@@ -267,7 +279,9 @@ def test_product_feedback_grouped_by_theme(client):
     body = client.get("/v1/market/product-feedback", params=period_params(brand="acme")).json()
     feedback = [m for m in of("acme", CURRENT) if "product_feedback" in m.purposes]
     assert body["total"] == len(feedback) == 6 and body["sentiment"]["negative"] == 6
-    assert {"battery", "drains"} <= {t["term"] for t in body["themes"]}
+    assert "battery drains overnight" in {t["term"] for t in body["themes"]}
+    assert all(t["examples"] and "battery" in t["examples"][0]["text"] for t in body["themes"]
+               if "battery" in t["term"])
     assert body["hashtags"][0]["hashtag"] == "batterylife" and body["hashtags"][0]["count"] == 6
     assert all("battery" in e["text"] for e in body["hashtags"][0]["examples"])
 

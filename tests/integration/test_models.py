@@ -62,6 +62,19 @@ def test_output_contract(onnx_model):
         assert r.model_version == onnx_model.bundle.model_version
 
 
+def test_both_backends_keep_the_sentence_vector_the_heads_read(onnx_model, torch_model):
+    texts = CLEAR + ["my suitcase never arrived, the airline lost my luggage"]
+    for model in (onnx_model, torch_model):
+        vectors = [r.embedding for r in model.predict(texts)]
+        assert all(v is not None and len(v) == 384 and abs(sum(x * x for x in v) - 1) < 1e-3 for v in vectors)
+        lost, happy, luggage = vectors
+        cos = lambda a, b: sum(x * y for x, y in zip(a, b))  # noqa: E731  # unit vectors
+        assert cos(lost, luggage) > cos(happy, luggage)  # two lost bags are nearer than a thank-you
+    onnx_vectors = [r.embedding for r in onnx_model.predict(texts)]
+    torch_vectors = [r.embedding for r in torch_model.predict(texts)]
+    assert all(sum(x * y for x, y in zip(a, b)) > 0.95 for a, b in zip(onnx_vectors, torch_vectors))  # int8 vs fp32
+
+
 def test_batching_does_not_change_a_texts_reading(torch_model):
     texts = [row["text"] for row in EmpythyCorpus(limit=40).rows()]
     together = torch_model.predict(texts)
@@ -131,7 +144,9 @@ def test_classify_cli_reads_and_writes_files(tmp_path):
             "priority", "model_version"}
     assert set(a) == {"id", "text"} | keys and a["sentiment"]["label"] == "negative"
     assert "customer_care" in a["teams"] and a["priority"] > 0
-    assert b["sentiment"] == "unsupported_language" and b["lang"] == "fr"
+    # French is read by the multilingual model: sentiment only, the other heads stay English-only
+    assert b["lang"] == "fr" and b["sentiment"]["label"] in {"negative", "neutral", "positive"}
+    assert b["emotion"] == "unsupported_language" and b["model_version"].startswith("earshot-e5-small-multilingual@")
     assert c["campaign"] == "spring" and c["id"] == 4 and c["sentiment"]["label"] == "positive"
 
 

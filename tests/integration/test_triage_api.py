@@ -38,6 +38,8 @@ QUEUE = [  # team tqueue: (id, hours ago, priority, spam, duplicate_of)
     mention("q6", "tqueue", 2, 80, duplicate_of="triagetest:q1"), mention("q7", "tqueue", 6, 70),
     mention("q8", "tother", 2, 60),
 ]
+# Handover: h1..h3 routed to thand (h3 routed there 80 h ago); nothing routed to tpr.
+HANDOVER = [mention("h1", "thand", 3, 40), mention("h2", "thand", 2, 30), mention("h3", "thand", 80, 20)]
 # team tkpi: (id, hours ago, seconds to first response or None); k7 is resolved without a response.
 KPI_CASES = [("k1", 100, 60), ("k2", 90, 300), ("k3", 80, 1200), ("k4", 80, 7200), ("k5", 100, 80 * 3600),
              ("k6", 74, None), ("k7", 74, None), ("k8", 2, 600), ("k9", 0.5, None), ("k12", 10, None)]
@@ -55,7 +57,7 @@ def care(settings, api_keys):
         es = make_es_client(settings)
         try:
             await ensure_mentions_layout(es, settings)
-            assert await MentionSink(es, settings).write([(m.to_document(), m.created_at) for m in QUEUE + KPI]) == []
+            assert await MentionSink(es, settings).write([(m.to_document(), m.created_at) for m in QUEUE + KPI + HANDOVER]) == []
             await es.indices.refresh(index=settings.mentions_alias)
         finally:
             await es.close()
@@ -260,3 +262,107 @@ def test_each_action_is_audited_with_what_it_changed(care, api_keys):
     assert entry["route"] == "/v1/triage/mentions/{mention_id}/assign" and entry["key_name"] == "test-care"
     assert entry["action"]["mention_id"] == "triagetest:k12" and entry["action"]["triage_action"] == "assign"
     assert entry["action"]["status"] == "assigned" and entry["action"]["changed"] is True
+
+
+def bound_key(settings, role: str, teams: list[str], name: str) -> str:
+    """A key of ``role`` bound to ``teams`` (as ``earshot keys create --teams``)."""
+    from api.auth.keys import create_key
+
+    async def create() -> str:
+        es = make_es_client(settings)
+        try:
+            _, key = await create_key(es, settings, role, name, datetime.now(timezone.utc), teams=teams)
+            return key.text
+        finally:
+            await es.close()
+
+    return asyncio.run(create())
+
+
+def test_a_team_bound_key_reads_and_acts_on_its_teams_queues_only(care, settings, api_keys):
+    tqueue = bearer(bound_key(settings, "care", ["tqueue"], "care-tqueue"))
+    assert care.get("/v1/triage/tqueue/queue", headers=tqueue).status_code == 200
+    assert care.get("/v1/triage/tqueue/kpis", headers=tqueue).status_code == 200
+    for path in ("/v1/triage/tother/queue", "/v1/triage/investor_relations/queue", "/v1/triage/tother/kpis"):
+        refused = care.get(path, headers=tqueue)
+        assert refused.status_code == 403, path
+        assert "serves the teams tqueue only" in refused.json()["error"], refused.text
+    # q8 is routed to tother: a tqueue key may not act on it, an unbound care key and admin may.
+    theirs = care.post("/v1/triage/mentions/triagetest:q3/assign", headers=tqueue, json={"assignee": "x", "note": "t"})
+    assert theirs.status_code == 200, theirs.text
+    other = care.post("/v1/triage/mentions/triagetest:h1/assign", headers=tqueue, json={"assignee": "x"})
+    assert other.status_code == 403 and "thand" in other.json()["error"]
+    assert care.get("/v1/triage/thand/queue", headers=bearer(api_keys["admin"])).status_code == 200
+    assert care.get("/v1/triage/thand/queue").status_code == 200  # the unbound care key: every team
+    # Bound admin keys still see all; a malformed team id is refused at creation.
+    admin_bound = bearer(bound_key(settings, "admin", ["tqueue"], "admin-bound"))
+    assert care.get("/v1/triage/thand/queue", headers=admin_bound).status_code == 200
+    with pytest.raises(ValueError):
+        bound_key(settings, "care", ["bad team!"], "bad")
+
+
+def test_a_handover_moves_the_mention_to_the_other_teams_queue_and_keeps_it_tracked(care, settings, api_keys):
+    hand = bearer(bound_key(settings, "care", ["thand"], "care-thand"))
+    pr = bearer(bound_key(settings, "comms", [], "unused"))  # comms has no triage scope
+    tpr = bearer(bound_key(settings, "care", ["tpr"], "care-tpr"))
+    before = care.get("/v1/triage/thand/kpis", headers=hand, params={"from": (NOW - timedelta(hours=200)).isoformat()}).json()
+    assert care.post("/v1/triage/mentions/triagetest:h1/assign", headers=hand, json={"assignee": "ana"}).status_code == 200
+    for body in ({"team": "tpr"}, {"team": "tpr", "reason": ""}, {"team": "bad team", "reason": "x"}):
+        assert care.post("/v1/triage/mentions/triagetest:h1/handover", headers=hand, json=body).status_code == 422, body
+    r = care.post("/v1/triage/mentions/triagetest:h1/handover", headers=hand,
+                  json={"team": "tpr", "reason": "a journalist asking for comment"})
+    assert r.status_code == 200, r.text
+    state = r.json()["triage"]
+    assert state["teams"] == ["tpr"] and state["routed_teams"] == ["thand"] and state["handed_over"]
+    assert state["status"] == "new" and state["assignee"] is None
+    last = state["history"][-1]
+    assert (last["action"], last["team"], last["from_teams"], last["reason"]) == (
+        "handover", "tpr", ["thand"], "a journalist asking for comment")
+    again = care.post("/v1/triage/mentions/triagetest:h1/handover", headers=tpr, json={"team": "tpr", "reason": "x"})
+    assert again.status_code == 200 and again.json()["changed"] is False
+    # Gone from thand's queue, in tpr's; the thand key may no longer act on it, the tpr key may.
+    assert queue_ids(care, "thand") == ["h2", "h3"]
+    assert queue_ids(care, "tpr") == ["h1"]
+    assert care.post("/v1/triage/mentions/triagetest:h1/assign", headers=hand, json={"assignee": "x"}).status_code == 403
+    assert care.post("/v1/triage/mentions/triagetest:h1/handover", headers=pr, json={"team": "thand", "reason": "x"}).status_code == 403
+    assert care.post("/v1/triage/mentions/triagetest:h1/respond", headers=tpr,
+                     json={"reply_url": "https://example.org/reply/1"}).status_code == 200
+    # A later action refreshes the mention's facts but keeps the handover's team.
+    resolved = care.post("/v1/triage/mentions/triagetest:h1/resolve", headers=tpr, json={"note": "answered"}).json()
+    assert resolved["triage"]["teams"] == ["tpr"] and resolved["triage"]["status"] == "resolved"
+    assert resolved["triage"]["history"][-2]["reply_url"] == "https://example.org/reply/1"
+    # h3 (80 h old, never answered) goes to tpr as well: the KPIs follow the mentions.
+    assert care.post("/v1/triage/mentions/triagetest:h3/handover", headers=hand, json={"team": "tpr", "reason": "PR"}).status_code == 200
+
+    async def refresh():
+        es = make_es_client(settings)
+        try:
+            await es.indices.refresh(index=settings.triage_index)
+        finally:
+            await es.close()
+
+    asyncio.run(refresh())
+    window = {"from": (NOW - timedelta(hours=200)).isoformat()}
+    after = care.get("/v1/triage/thand/kpis", headers=hand, params=window).json()
+    taken = care.get("/v1/triage/tpr/kpis", headers=tpr, params=window).json()
+    assert (before["routed"], before["backlog"], before["older_than_72h"]) == (3, 3, 1)
+    assert (after["routed"], after["backlog"], after["older_than_72h"], after["unanswered_72h"]) == (1, 1, 0, 0)
+    assert (taken["routed"], taken["responded"], taken["backlog"], taken["older_than_72h"], taken["unanswered_72h"]) == (
+        2, 1, 1, 1, 1)
+
+
+def test_a_handover_is_audited_with_its_team_and_reason(care, api_keys):
+    assert care.post("/v1/triage/mentions/triagetest:h2/handover",
+                     json={"team": "tsales", "reason": "asks for a group fare"}).status_code == 200
+    key_id = api_keys["care"].split("_")[1]
+    deadline = time.monotonic() + 20
+    while True:
+        entries = care.get("/v1/audit", params={"key_id": key_id, "method": "POST", "size": 100},
+                           headers=bearer(api_keys["admin"])).json()["entries"]
+        mine = [e for e in entries if (e.get("action") or {}).get("triage_action") == "handover"]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    [entry] = mine
+    assert entry["action"]["team"] == "tsales" and entry["action"]["reason"] == "asks for a group fare"
+    assert entry["action"]["mention_id"] == "triagetest:h2"

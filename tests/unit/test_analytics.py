@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from api.analytics.bodies import (
-    emerging_topics_body, examples_search, ir_chatter_body, parse_facets, parse_reputation_extras, significant_list,
+    authors_body, emerging_topics_body, parse_authors, parse_topics, ir_chatter_body, parse_facets,
+    parse_reputation_extras, reputation_extras_body, significant_list,
 )
 from api.analytics.mixes import deltas, mix, net_sentiment, share_of_voice, shares
 from api.analytics.series import (
@@ -153,27 +154,48 @@ def test_ir_chatter_is_the_search_restricted_to_investor_or_cashtag_posts():
 
 def test_emerging_topics_compare_the_window_with_the_background():
     body = emerging_topics_body("acme", T0 + 18 * H, T0 - 6 * 24 * H, T0 + 24 * H, 0.7, 10, 3)
-    words = body["aggs"]["words"]["aggs"]["words"]["significant_text"]
+    phrases = body["aggs"]["phrases"]["significant_terms"]
+    assert phrases["field"] == "phrases" and phrases["size"] == 30  # over-fetched for prefer_phrases
+    assert "significant_text" not in json.dumps(body)  # re-analysing text is what made themes slow
     assert {"range": {"created_at": {"gte": (T0 - 6 * 24 * H).isoformat(), "lt": (T0 + 24 * H).isoformat()}}} in \
-        words["background_filter"]["bool"]["filter"]
+        phrases["background_filter"]["bool"]["filter"]
     assert {"range": {"created_at": {"gte": (T0 + 18 * H).isoformat(), "lt": (T0 + 24 * H).isoformat()}}} in \
         body["query"]["bool"]["filter"]
+    assert body["aggs"]["phrases"]["aggs"]["examples"]["top_hits"]["size"] == 3
     assert body["aggs"]["hashtags"]["significant_terms"]["field"] == "entities.hashtags"
-    example = examples_search([{"term": {"brands": "acme"}}], "zorblax", 3)
-    assert example["size"] == 3 and {"match": {"text": "zorblax"}} in example["query"]["bool"]["filter"]
     found = significant_list({"buckets": [{"key": "zorblax", "score": 1.5, "doc_count": 5, "bg_count": 5}]})
     assert found == [{"term": "zorblax", "score": 1.5, "count": 5, "background_count": 5, "examples": []}]
 
 
-def test_reputation_extras_parse_authors_engagement():
-    response = {"aggregations": {"complaints": {"doc_count": 0, "themes": {"words": {"buckets": []}}},
-                                 "authors": {"buckets": [{"key": "big", "doc_count": 2, "followers": {"value": 9e5},
-                                                          "likes": {"value": 10.0}, "shares": {"value": 2.0},
-                                                          "replies": {"value": 1.0}}]}}}
-    assert parse_reputation_extras(response) == {
-        "complaint_themes": [], "influential_authors": [{"handle": "big", "mentions": 2, "followers": 900000,
-                                                         "engagement": 13}]}
-    assert parse_reputation_extras({}) == {"complaint_themes": [], "influential_authors": []}
+def test_topics_prefer_the_phrase_that_covers_a_word():
+    bucket = lambda key, score, n: {"key": key, "score": score, "doc_count": n, "bg_count": n}  # noqa: E731
+    response = {"hits": {"total": {"value": 9}}, "aggregations": {
+        "phrases": {"buckets": [bucket("luggage", 3.0, 8), bucket("lost luggage", 2.5, 7), bucket("gate", 2.0, 5)]},
+        "hashtags": {"buckets": [bucket("fail", 1.0, 2)]}}}
+    found = parse_topics(response, size=1)
+    assert [(t["kind"], t["term"]) for t in found["topics"]] == [("phrase", "lost luggage"), ("hashtag", "fail")]
+
+
+def test_reputation_extras_take_the_most_followed_authors_then_their_engagement():
+    body = reputation_extras_body("acme", T0, T0 + H, 0.7)
+    assert body["collapse"] == {"field": "author.handle"} and body["size"] == 10
+    assert body["sort"][0] == {"author.followers": {"order": "desc", "missing": "_last"}}
+    assert "authors" not in body["aggs"]  # a bucket per author of the period was the slow part
+    response = {"hits": {"hits": [{"_source": {"author": {"handle": "big", "followers": 9e5}}},
+                                  {"_source": {"author": {"handle": "small", "followers": 10}}}]},
+                "aggregations": {"complaints": {"doc_count": 0, "themes": {"buckets": []}}}}
+    extras = parse_reputation_extras(response)
+    assert extras == {"complaint_themes": [], "author_handles": ["big", "small"]}
+    assert {"terms": {"author.handle": ["big", "small"]}} in \
+        authors_body("acme", T0, T0 + H, 0.7, ["big", "small"])["query"]["bool"]["filter"]
+    bucket = lambda key, n, followers, likes: {  # noqa: E731
+        "key": key, "doc_count": n, "followers": {"value": followers}, "likes": {"value": likes},
+        "shares": {"value": 2.0}, "replies": {"value": 1.0}}
+    answer = {"aggregations": {"authors": {"buckets": [bucket("small", 5, 10.0, 0.0), bucket("big", 2, 9e5, 10.0)]}}}
+    assert parse_authors(answer, ["big", "small"]) == [
+        {"handle": "big", "mentions": 2, "followers": 900000, "engagement": 13},
+        {"handle": "small", "mentions": 5, "followers": 10, "engagement": 3}]
+    assert parse_reputation_extras({}) == {"complaint_themes": [], "author_handles": []}
 
 
 def test_parse_brands():
