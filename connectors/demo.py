@@ -18,6 +18,7 @@ updates the same mentions instead of adding copies. Pure apart from reading the 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -28,6 +29,7 @@ from pipeline.enrich.brands import BrandMatcher
 from pipeline.enrich.entities import extract_entities
 
 DAY_S = 86_400
+SEED = 20261204  # the history's order: the same week every run
 
 
 def rhythm(t: datetime) -> float:
@@ -84,6 +86,10 @@ class DemoScenario:
         step = max(1, len(rest) // max(1, self.history_rows))
         history = rest[::step][: self.history_rows]
         taken = {row["id"] for row in history}
+        # The corpus is grouped by topic (airlines, then phones, ...): in corpus order each brand
+        # would get one contiguous stretch of the week, a burst. Shuffled (fixed seed), every
+        # brand's posts spread over the whole week.
+        random.Random(SEED).shuffle(history)
         return history, crisis, [row for row in rest if row["id"] not in taken]
 
     def acts(self) -> tuple[list[Outgoing], list[Outgoing], Iterator[Outgoing]]:

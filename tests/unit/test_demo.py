@@ -53,3 +53,16 @@ def test_three_acts_with_the_crisis_last_and_made_of_the_brands_negative_posts()
     assert now - timedelta(minutes=10) <= min(crisis_times) and max(crisis_times) < now
     assert all("created_at" not in o.record for o in live)  # live rows get the wall clock
     assert history[0].key.startswith("demo-history:") and crisis[0].key.startswith("demo-crisis:")
+
+
+def test_each_brand_is_spread_over_the_whole_week_even_from_a_corpus_grouped_by_topic():
+    # Rows grouped as the real corpus is: all of one brand, then all of the next.
+    rows = [{"id": str(i), "text": "@united late again" if i < 150 else "@delta on time", "label_sentiment": "neutral"}
+            for i in range(300)]
+    now = MONDAY + timedelta(days=8)
+    history, _, _ = DemoScenario(now=now, history_rows=300, crisis_posts=0, corpus=Corpus(rows),
+                                 matcher=BrandMatcher.from_yaml(REPO_ROOT / "pipeline" / "brands.yaml")).acts()
+    for brand in ("united", "delta"):
+        days = Counter(datetime.fromisoformat(o.record["created_at"]).date() for o in history
+                       if brand in o.record["text"])
+        assert len(days) >= 7 and max(days.values()) < 3 * min(days.values()), (brand, days)
