@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up down status reset run worker spikes api replay test test-unit test-contention bench-pipeline bench-connectors bench-faults bench-scale bench-api bench-models models eval-models eval-spikes lock clean
+.PHONY: help venv up down status reset run worker spikes api replay test test-unit test-contention test-cluster bench-pipeline bench-connectors bench-faults bench-cluster bench-scale bench-profile bench-api bench-models models eval-models eval-spikes lock clean
 
 help:
 	@sed -n '2,3p' Makefile; echo "other targets: up down status reset worker spikes api replay test-unit test-contention bench-pipeline bench-connectors bench-faults bench-scale bench-api bench-models models eval-models eval-spikes lock"
@@ -53,6 +53,10 @@ test: venv
 test-unit: venv
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
+# The short cluster drills (3 Kafka brokers + 3 ES nodes, a member killed with -9), about 5 minutes.
+test-cluster: venv
+	EARSHOT_TEST_CLUSTER=1 $(BIN)/python -m pytest tests/e2e/test_cluster.py $(PYTEST_ARGS)
+
 # The end-to-end tests with every core kept busy by a CPU burner (a user's machine is not idle).
 test-contention: venv
 	$(BIN)/python -m pytest tests/e2e --contention $(PYTEST_ARGS)
@@ -68,9 +72,20 @@ bench-connectors: venv
 bench-faults: venv
 	$(BIN)/python -m bench.faults $(ARGS)
 
+# Cluster drills (broker kill -9, ES node kill -9, rolling restart, two workers and two watchers with
+# one of each killed) on 3 Kafka brokers + 3 ES nodes (deploy/local/cluster.sh, ports 19191-19203)
+# -> bench/results/cluster.json. About 30 minutes; ARGS=--short for a quick pass.
+bench-cluster: venv
+	$(BIN)/python -m bench.cluster $(ARGS)
+
 # End-to-end mentions/s with 1 and 2 workers (one inference thread each) -> bench/results/scale.json
 bench-scale: venv
 	$(BIN)/python -m bench.scale $(ARGS)
+
+# Where one single-thread worker's CPU goes, per stage (py-spy samples on a real replay), now and at
+# the revision before the fused agent, and the model alone -> bench/results/worker-profile.json
+bench-profile: venv
+	$(BIN)/python -m bench.profile $(ARGS)
 
 # API latency and requests/s (search, trend, reputation, share of voice) over 1,000,000 loaded mentions,
 # 10 concurrent clients (locust) -> bench/results/api.json. Indices bench-api-*; reused by later runs.

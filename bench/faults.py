@@ -322,7 +322,9 @@ def crash_drill(stack: DrillStack, workdir: Path, n: int = 10_000, kills: int = 
     result = tally(produced, mentions.ids(DRILL_MENTIONS))
     by_signal: dict[str, set[str]] = {}
     for alert in alerts.sources({"term": {"brand": "united"}}):
-        by_signal.setdefault(alert["signal"], set()).add(alert["id"])
+        # One incident carries every signal that fired in it (pipeline/alerts/incidents.py).
+        for signal in {alert["signal"], *(s["signal"] for s in alert.get("signals") or [])}:
+            by_signal.setdefault(signal, set()).add(alert["id"])
     return {**result, "seed": seed, "kills": len(killed_at), "indexed_at_kills": killed_at,
             "spike_alert_ids": {signal: sorted(ids) for signal, ids in sorted(by_signal.items())},
             "unplanned_worker_crashes": crew.unplanned}
@@ -413,9 +415,9 @@ def es_outage_drill(stack: DrillStack, workdir: Path, n: int = 3000, outage_s: f
             samples.append({"t": round(time.monotonic() - down_at, 1), "healthz": api.status("/healthz"),
                             "readyz": api.status("/readyz"), "rss": rss, "cpu_s": cpu})
             if commit_early is None and time.monotonic() - down_at > 10:
-                commit_early = committed(stack.bootstrap, settings.app_id, settings.topic_enriched)
+                commit_early = committed(stack.bootstrap, settings.app_id, settings.topic_raw)
             time.sleep(2)
-        commit_late = committed(stack.bootstrap, settings.app_id, settings.topic_enriched)
+        commit_late = committed(stack.bootstrap, settings.app_id, settings.topic_raw)
         with crew.worker.log_path.open("rb") as fh:
             fh.seek(log_mark)
             bulk_retries = fh.read().count(b"bulk attempt")
@@ -434,7 +436,7 @@ def es_outage_drill(stack: DrillStack, workdir: Path, n: int = 3000, outage_s: f
             "healthz_always_200": all(s["healthz"] == 200 for s in samples),
             "readyz_503_during": all(s["readyz"] == 503 for s in during),
             "bulk_attempts_during_outage": bulk_retries,
-            "enriched_offsets_committed_10s_in": commit_early, "enriched_offsets_committed_at_end": commit_late,
+            "raw_offsets_committed_10s_in": commit_early, "raw_offsets_committed_at_end": commit_late,
             "worker_rss_mb_at_start": round(rss0 / 2**20), "worker_rss_mb_max": round(max(s["rss"] for s in samples) / 2**20),
             "recovered_in_s": round(recovered_s, 1), "unplanned_worker_crashes": crew.unplanned}
 

@@ -22,10 +22,13 @@ Names (all in the default registry):
 Outcomes per agent (a batch is counted once it is done; ``in`` = the sum of the outcomes, except
 for the agents that fan out):
 
-    validate_and_enrich   enriched | rejected (dead-lettered) | deleted (notices passed on) |
-                          dropped (an id twice in one batch, or deleted within its batch)
-    index_mentions        indexed | rejected | deleted | echoes (echo counts written) | dropped
-    rekey_by_brand        by_brand (records written: one per brand named)
+    enrich_and_index      (the worker's one agent, on mentions.raw; in = enriched + rejected + deleted + dropped)
+                          enriched | rejected (dead-lettered at validation or enrichment) |
+                          deleted (notices applied and passed on) |
+                          dropped (an id twice in one batch, or deleted within its batch);
+                          of the enriched: indexed | refused (by Elasticsearch, dead-lettered) |
+                          withheld (re-posted after its deletion notice in one batch: not indexed);
+                          fan-out: echoes (echo counts written) | by_brand (records written: one per brand named)
     watch_brands          alerts (alert versions stored and published)
     notify_webhooks       pushed (alert changes sent to the hooks that want them)
 """

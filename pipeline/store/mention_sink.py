@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +24,7 @@ from pipeline.store.mappings import bulk_action, is_retryable, mention_index_nam
 from pipeline.logs import record_context
 from pipeline.metrics import ES_BULK_FAILURES, ES_BULK_SECONDS
 from pipeline.worker.retry import backoff_delay
+from pipeline.worker.wire import json_bytes
 from pipeline.store.rollup import ensure_rollup_layout
 from pipeline.settings import Settings
 
@@ -37,15 +38,24 @@ class RefusedDocument:
     document: dict[str, Any]
 
 
+def es_hosts(es_url: str) -> list[str]:
+    """The node URLs of ``EARSHOT_ES_URL``: one URL, or several separated by commas (a cluster)."""
+    return [url.strip() for url in es_url.split(",") if url.strip()]
+
+
 def make_es_client(settings: Settings) -> AsyncElasticsearch:
     auth = (settings.es_username, settings.es_password) if settings.es_username else None
+    hosts = es_hosts(settings.es_url)
     return AsyncElasticsearch(
-        settings.es_url,
+        hosts,
         basic_auth=auth,
         ca_certs=str(settings.es_ca_certs) if settings.es_ca_certs else None,
         request_timeout=30,
         retry_on_timeout=False,  # we retry ourselves, with backoff, in write()
-        max_retries=0,
+        # With several nodes, a request that cannot connect to one (it died) goes on to the next
+        # at once, so a lost node costs no failed search; error statuses are still ours to retry.
+        max_retries=len(hosts) - 1,
+        retry_on_status=(),
     )
 
 
@@ -76,17 +86,25 @@ class MentionSink:
         self.settings = settings
         self.retries = 0  # bulk attempts that had to be repeated (for metrics and tests)
 
-    async def write(self, batch: list[tuple[dict[str, Any], datetime]]) -> list[RefusedDocument]:
-        """Store ``(document, created_at)`` pairs; return those ES refused for good."""
+    async def write(self, batch: list[tuple[dict[str, Any], datetime]],
+                    encoded: Mapping[str, bytes] | None = None) -> list[RefusedDocument]:
+        """Store ``(document, created_at)`` pairs; return those ES refused for good.
+
+        ``encoded``: mention id -> the document's JSON bytes where the caller has them already
+        (the worker encodes each document once, for Kafka and for this bulk); the rest are encoded here."""
+        encoded = encoded or {}
         pending = {doc["id"]: bulk_action(self.settings, doc, created_at) for doc, created_at in batch}
+        # Each document is encoded once (the client passes bytes through), not again at each retry.
+        sources = {mention_id: encoded.get(mention_id) or json_bytes(action["_source"])
+                   for mention_id, action in pending.items()}
         refused: list[RefusedDocument] = []
         attempt = 0
         while pending:
             attempt += 1
-            operations: list[dict[str, Any]] = []
-            for action in pending.values():
-                operations.append({"index": {"_index": action["_index"], "_id": action["_id"]}})
-                operations.append(action["_source"])
+            operations: list[dict[str, Any] | bytes] = []
+            for mention_id, action in pending.items():
+                operations.append({"index": {"_index": action["_index"], "_id": mention_id}})
+                operations.append(sources[mention_id])
             response = await self._attempt(attempt, lambda: self.es.bulk(operations=operations), "bulk", "index")
             if response is None:
                 continue

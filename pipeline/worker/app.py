@@ -1,15 +1,19 @@
 """The earshot mention worker: one Faust app, its topics, and its agents, declared in one place.
 
-    mentions.raw --validate+enrich--> mentions.enriched --index--> Elasticsearch
-         \\                                  \\      \\
-          `--> mentions.dlq (bad records)     \\      `--> mentions.dlq (refused by ES)
-                                               `--rekey--> mentions.by-brand (key: brand)
-                                                           -> the spike watcher (pipeline/alerts/watcher.py)
+    mentions.raw --enrich_and_index--> Elasticsearch (bulk, idempotent ids)
+         |                        `--> mentions.enriched (the enriched documents, for other readers)
+         |                        `--> mentions.by-brand (key: brand) -> the spike watcher
+         `--> mentions.dlq (bad records, and documents refused by ES)
 
-Delivery is at-least-once: each agent works in batches (``stream.take``), and Faust acks a
-batch's offsets only after the agent body has finished with it, i.e. after the enriched
-records were delivered to Kafka (``validate_and_enrich``) or the bulk write succeeded
-(``index_mentions``). A crash replays the uncommitted tail; ids make that idempotent.
+One agent does it all per batch taken from ``mentions.raw`` (validate, enrich, tag, mark
+noise, then the writes): each mention crosses Faust once, is encoded once, and the batch is
+acked only after Kafka acknowledged every record produced from it and Elasticsearch stored or
+refused (dead-lettered) every document. A crash replays the uncommitted tail; ids make that
+idempotent (delivery is at-least-once).
+
+It replaces three agents (validate+enrich -> mentions.enriched -> index, and -> rekey) that
+moved every mention through Faust three times; ``bench/profile.py`` measures the two layouts
+against each other (the former one from the git revision before the change).
 
 This app has no tables, so restarting it involves no table recovery. Run with
 ``earshot worker`` (see ``cli/main.py``).
@@ -18,7 +22,6 @@ This app has no tables, so restarting it involves no table recovery. Run with
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from datetime import datetime, timedelta, timezone
@@ -39,7 +42,8 @@ from pipeline.store.rollup import hour_of, hours_between, hours_of_mentions, rol
 from pipeline.schema import Deletion, EnrichedMention, Mention, Rejection, parse_mention
 from pipeline.settings import get_settings
 from pipeline.store.mention_sink import MentionSink, RefusedDocument, ensure_mentions_layout, make_es_client
-from pipeline.worker.streams import BrandMention, deliver, finishing, json_bytes, make_app
+from pipeline.worker.streams import deliver, finishing, make_app
+from pipeline.worker.wire import json_bytes, json_loads
 
 log = logging.getLogger("earshot.worker")
 settings = get_settings()
@@ -57,8 +61,10 @@ enriched_topic = app.topic(
 dlq_topic = app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
 
-# Keyed by brand, so one brand's records land in one partition of the spike watcher.
-by_brand_topic = app.topic(settings.topic_by_brand, key_type=str, value_type=BrandMention, key_serializer="raw")
+# Keyed by brand, so one brand's records land in one partition of the spike watcher. Values are
+# encoded here (``by_brand_record``) as the JSON the watcher reads as a ``BrandMention``.
+by_brand_topic = app.topic(settings.topic_by_brand, key_type=bytes, value_type=bytes, key_serializer="raw",
+                           value_serializer="raw")
 
 
 def _now() -> datetime:
@@ -78,15 +84,27 @@ async def send_dead_letters(letters: list[tuple[bytes | None, dict[str, Any]]]) 
     await deliver(dlq_topic, [(key, encode_dead_letter(letter)) for key, letter in letters])
 
 
-def split_valid(events: list[Any], now: datetime) -> tuple[list[Mention | Deletion], list[tuple[bytes | None, dict[str, Any]]]]:
-    """Validate a batch of raw events: (mentions and deletion notices in order, dead letters)."""
+def decoded(value: Any) -> Any:
+    """A raw payload parsed with the wire codec, or as it came when that fails: ``parse_mention``
+    then parses it again and says why it is bad, in the same words as ever."""
+    try:
+        return json_loads(value)
+    except (ValueError, TypeError):  # not JSON, not UTF-8, NaN, too deep, or no bytes at all
+        return value
+
+
+def split_valid(events: list[Any], now: datetime, sources: dict[str, Any] | None = None
+                ) -> tuple[list[Mention | Deletion], list[tuple[bytes | None, dict[str, Any]]]]:
+    """Validate a batch of raw events: (mentions and deletion notices in order, dead letters).
+    ``sources``, if given, gets mention id -> message for each mention kept."""
     skew = timedelta(seconds=settings.max_future_skew_s)
     mentions: list[Mention | Deletion] = []
     letters: list[tuple[bytes | None, dict[str, Any]]] = []
     seen: set[str] = set()
     for event in events:
         message = event.message
-        result = parse_mention(event.value, now=now, max_text_bytes=settings.max_text_bytes, max_future_skew=skew)
+        result = parse_mention(decoded(event.value), now=now, max_text_bytes=settings.max_text_bytes,
+                               max_future_skew=skew)
         if isinstance(result, Rejection):
             letters.append(
                 (
@@ -108,6 +126,8 @@ def split_valid(events: list[Any], now: datetime) -> tuple[list[Mention | Deleti
         elif result.id not in seen:  # the same id twice in one batch: keep the first
             seen.add(result.id)
             mentions.append(result)
+            if sources is not None:
+                sources[result.id] = message
     return mentions, letters
 
 
@@ -189,30 +209,28 @@ async def roll_up_dirty_hours() -> None:
         await es.close()
 
 
-@app.agent(raw_topic)
-async def validate_and_enrich(stream):
-    """Validate raw mentions, enrich the good ones in batches, dead-letter the bad ones."""
+async def prepare_enrichment(es) -> Any:
+    """Load the models, the listening queries and the near-duplicate memory (retrying while ES starts)."""
     enricher = await asyncio.get_running_loop().run_in_executor(None, get_enricher)
-    es = make_es_client(settings)
-    try:
-        # Tag consistently from the first mention: wait for the queries (ES may still be starting).
-        await retry_until_done(lambda: refresh_queries(es), what="loading listening queries",
-                               cap_s=settings.index_retry_max_s)
-        await retry_until_done(lambda: warm_near_duplicates(es), what="warming the near-duplicate index",
-                               cap_s=settings.index_retry_max_s)
-    finally:
-        await es.close()
-    async for events in stream.take_events(settings.enrich_batch_size, within=settings.enrich_batch_window_s):
-        with finishing("validate_and_enrich", events):
-            await enrich_batch(enricher, events)
+    # Tag consistently from the first mention: wait for the queries (ES may still be starting).
+    await retry_until_done(lambda: refresh_queries(es), what="loading listening queries",
+                           cap_s=settings.index_retry_max_s)
+    await retry_until_done(lambda: warm_near_duplicates(es), what="warming the near-duplicate index",
+                           cap_s=settings.index_retry_max_s)
+    return enricher
 
 
-async def enrich_batch(enricher, events: list[Any]) -> None:
-    """One batch of raw events: enriched mentions to mentions.enriched, bad ones to the DLQ."""
+def mark_recent_hours_dirty() -> None:
+    """Hours indexed just before a crash may not have been rolled up: recompute the recent ones."""
     now = _now()
-    valid, letters = split_valid(events, now)
-    mentions = [m for m in valid if isinstance(m, Mention)]
-    deletions = [d for d in valid if isinstance(d, Deletion)]
+    dirty_hours.update(hours_between(now - timedelta(hours=settings.rollup_startup_h), now))
+
+
+async def enrich_valid(enricher, mentions: list[Mention], deletions: list[Deletion], now: datetime,
+                       letters: list[tuple[bytes | None, dict[str, Any]]]) -> tuple[list[EnrichedMention], list[EchoCount]]:
+    """Enrich validated mentions (whole batch, one model call), tag them with the listening
+    queries and mark their noise fields; mentions the enricher fails on become dead letters
+    (appended to ``letters``). Returns (enriched mentions, echo counts of first posts)."""
     for deletion in deletions:  # a deleted post must not become the first post of later copies
         noise.near_dups.forget(deletion.id)
     enriched: list[EnrichedMention] = []
@@ -230,122 +248,118 @@ async def enrich_batch(enricher, events: list[Any]) -> None:
         )
         for m in enriched:
             m.queries = tagger.tag(m)
-    echo_counts = noise.mark(enriched, now)
-    # Control records after the mentions, keyed by the mention they change, so each stays behind
-    # that mention on its partition: echo counts (onto first posts), then deletions.
-    echo_records = [(c.id.encode("utf-8"), json_bytes({"op": "echoes", "id": c.id, "created_at": c.created_at.isoformat(),
-                                                       "echoes": c.echoes})) for c in echo_counts]
-    await deliver(enriched_topic, [(m.id.encode("utf-8"), json_bytes(m.to_document())) for m in enriched]
-                  + echo_records + [(d.id.encode("utf-8"), json_bytes(d.model_dump(mode="json"))) for d in deletions])
-    if letters:
-        await send_dead_letters(letters)
-        log.info("dead-lettered %d records: %s", len(letters), letters[0][1]["reason"])
-    # dropped: the second copy of an id in one batch, or a mention deleted within its batch
-    MENTIONS_IN.labels("validate_and_enrich").inc(len(events))
-    count_out("validate_and_enrich", enriched=len(enriched), rejected=len(letters), deleted=len(deletions),
-              dropped=len(events) - len(enriched) - len(letters) - len(deletions))
+    return enriched, noise.mark(enriched, now)
 
 
-@app.agent(enriched_topic)
-async def rekey_by_brand(stream):
-    """Re-key each enriched mention by brand (one record per brand named) for counting."""
-    async for events in stream.take_events(settings.index_batch_size, within=settings.index_batch_window_s):
-        with finishing("rekey_by_brand", events):
-            records = []
-            for event in events:
-                try:
-                    document = json.loads(event.value)
-                    records += [(r["brand"], BrandMention(**r)) for r in brand_mentions(document)]
-                except (ValueError, KeyError, TypeError):
-                    continue  # unreadable: index_mentions dead-letters it with the reason
-            await deliver(by_brand_topic, records)
-            MENTIONS_IN.labels("rekey_by_brand").inc(len(events))
-            count_out("rekey_by_brand", by_brand=len(records))
+def echo_record(count: EchoCount) -> tuple[bytes, bytes]:
+    """The ``{"op": "echoes"}`` control record of a first post's echo count on mentions.enriched."""
+    return count.id.encode("utf-8"), json_bytes({"op": "echoes", "id": count.id,
+                                                 "created_at": count.created_at.isoformat(), "echoes": count.echoes})
 
 
-@app.agent(enriched_topic)
-async def index_mentions(stream):
-    """Bulk-index enriched mentions; offsets are acked only after the bulk succeeded."""
-    es = make_es_client(settings)
-    await wait_for_layout(es, settings)
-    # Hours indexed just before a crash may not have been rolled up: recompute the recent ones.
-    now = _now()
-    dirty_hours.update(hours_between(now - timedelta(hours=settings.rollup_startup_h), now))
-    sink = MentionSink(es, settings)
+def deletion_notice(deletion: Deletion) -> tuple[bytes, bytes]:
+    """A deletion notice passed on to mentions.enriched, keyed by the mention it removes."""
+    return deletion.id.encode("utf-8"), json_bytes(deletion.model_dump(mode="json"))
+
+
+def by_brand_record(record: dict[str, Any]) -> tuple[bytes, bytes]:
+    """One ``brand_mentions`` record as (key, value) for mentions.by-brand: keyed by brand, with
+    every ``BrandMention`` field, so the spike watcher reads it as the record Faust would write."""
+    return record["brand"].encode("utf-8"), json_bytes({"tick": False, **record})
+
+
+async def index_documents(sink, documents: list[tuple[dict[str, Any], datetime]],
+                          encoded: dict[str, bytes] | None = None) -> list[RefusedDocument]:
+    """Bulk-write documents; those ES refuses for good (or a request refused whole) come back."""
     try:
-        async for events in stream.take_events(settings.index_batch_size, within=settings.index_batch_window_s):
-            with finishing("index_mentions", events):
-                await index_batch(sink, events)
+        return await sink.write(documents, encoded)
+    except ApiError as exc:  # e.g. 401/400 for the whole request: keep the data in the DLQ
+        log.error("bulk write failed for good for %d documents: %s", len(documents), exc)
+        return [RefusedDocument(doc["id"], f"bulk failed: {exc!r}"[:1000], doc) for doc, _ in documents]
+
+
+def refused_letters(refused: list[RefusedDocument], now: datetime,
+                    sources: dict[str, Any]) -> list[tuple[bytes | None, dict[str, Any]]]:
+    """Dead letters (stage ``index``) for documents ES refused, with the position of their source message."""
+    return [(r.mention_id.encode(), dead_letter(stage="index", reason=r.reason, payload=r.document, failed_at=now,
+                                                mention_id=r.mention_id,
+                                                **source_position(sources.get(r.mention_id))))
+            for r in refused]
+
+
+async def apply_echoes_and_deletions(sink, echoes: list[EchoCount], deleted: list[str]) -> int:
+    """After the batch's documents are stored: echo counts onto first posts (not onto posts
+    deleted in the same batch), then the deletions, marking the hours they leave dirty.
+    Returns how many echo counts were written."""
+    gone = set(deleted)
+    counts = [(c.id, c.created_at, c.echoes) for c in echoes if c.id not in gone]
+    if counts:
+        await sink.set_echoes(counts)
+    if deleted:
+        dirty_hours.update(await hours_of_mentions(sink.es, settings, deleted))
+        removed = await sink.delete(deleted)
+        log.info("deletion notices: %d ids, %d documents removed", len(deleted), removed)
+    return len(counts)
+
+
+async def enrich_and_index(stream):
+    """Validate, enrich, index and re-key batches of raw mentions; a batch is acked only after
+    all its writes (Kafka and Elasticsearch) were acknowledged."""
+    es = make_es_client(settings)
+    try:
+        enricher = await prepare_enrichment(es)
+        await wait_for_layout(es, settings)
+        mark_recent_hours_dirty()
+        sink = MentionSink(es, settings)
+        async for events in stream.take_events(settings.enrich_batch_size, within=settings.enrich_batch_window_s):
+            with finishing("enrich_and_index", events):
+                await process_batch(enricher, sink, events)
     finally:
         await es.close()
 
 
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")  # NaN/Infinity would fail the whole bulk request
+async def process_batch(enricher, sink, events: list[Any]) -> None:
+    """One batch of raw events, start to end: every output written and acknowledged on return."""
+    now = _now()
+    sources: dict[str, Any] = {}  # mention id -> its raw message, for a refused document's dead letter
+    valid, letters = split_valid(events, now, sources)
+    mentions = [m for m in valid if isinstance(m, Mention)]
+    deletions = [d for d in valid if isinstance(d, Deletion)]
+    enriched, echo_counts = await enrich_valid(enricher, mentions, deletions, now, letters)
+    deleted = [d.id for d in deletions]
+    gone = set(deleted)
+    documents = [m.to_document() for m in enriched]
+    encoded = {doc["id"]: json_bytes(doc) for doc in documents}  # once, for Kafka and for the bulk
+    # Echo counts, then deletions, after the mentions, keyed by the mention they change (as ever on this topic).
+    enriched_records = ([(doc["id"].encode("utf-8"), encoded[doc["id"]]) for doc in documents]
+                        + [echo_record(c) for c in echo_counts] + [deletion_notice(d) for d in deletions])
+    brand_records = [by_brand_record(r) for doc in documents for r in brand_mentions(doc)]
+    # A re-post after its own deletion notice in one batch stays deleted, as the notices come last.
+    to_index = [(doc, m.created_at) for doc, m in zip(documents, enriched) if doc["id"] not in gone]
+    refused, *_ = await asyncio.gather(
+        index_documents(sink, to_index, encoded),
+        deliver(enriched_topic, enriched_records),
+        deliver(by_brand_topic, brand_records),
+    )
+    echoes = await apply_echoes_and_deletions(sink, echo_counts, deleted)
+    dirty_hours.update(hour_of(created_at) for _, created_at in to_index)
+    letters.extend(refused_letters(refused, now, sources))
+    if letters:
+        await send_dead_letters(letters)
+        log.info("dead-lettered %d records: %s", len(letters), letters[0][1]["reason"])
+    rejected = len(letters) - len(refused)  # at validation or enrichment
+    MENTIONS_IN.labels("enrich_and_index").inc(len(events))
+    # in = enriched + rejected + deleted + dropped; indexed + refused + withheld = enriched
+    count_out("enrich_and_index", enriched=len(enriched), rejected=rejected, deleted=len(deletions),
+              dropped=len(events) - len(enriched) - rejected - len(deletions),
+              indexed=len(to_index) - len(refused), refused=len(refused), withheld=len(enriched) - len(to_index),
+              echoes=echoes, by_brand=len(brand_records))
 
 
-def read_enriched(event: Any, now: datetime) -> tuple[dict[str, Any], datetime] | str | EchoCount | dict[str, Any]:
-    """An enriched record as (document, created_at), a deletion notice's mention id, a first
-    post's echo count, or a dead letter saying why it is unreadable."""
-    try:
-        document = json.loads(event.value, parse_constant=_refuse_constant)
-        if not isinstance(document, dict) or not isinstance(document.get("id"), str):
-            raise ValueError("not an object with a string 'id'")
-        if document.get("op") == "delete":
-            return document["id"]
-        if document.get("op") == "echoes":
-            return EchoCount(document["id"], datetime.fromisoformat(document["created_at"]), int(document["echoes"]))
-        return document, datetime.fromisoformat(document["created_at"])
-    except (ValueError, KeyError, TypeError) as exc:
-        return dead_letter(stage="index", reason=f"unreadable enriched record: {exc}", payload=event.value,
-                           failed_at=now, **source_position(event.message))
+enrich_and_index = app.agent(raw_topic, name="enrich_and_index")(enrich_and_index)
+
 
 
 def source_position(message: Any | None) -> dict[str, Any]:
     """``topic``, ``partition``, ``offset`` of a message (for ``dead_letter``), or {} if unknown."""
     return {} if message is None else {"topic": message.topic, "partition": message.partition, "offset": message.offset}
-
-
-async def index_batch(sink, events: list[Any]) -> None:
-    """One batch of enriched events into Elasticsearch; what ES refuses for good, to the DLQ."""
-    now = _now()
-    batch, letters, deleted = [], [], []
-    echoes: dict[str, EchoCount] = {}
-    sources: dict[str, Any] = {}  # mention id -> its message, for a refused document's dead letter
-    for event in events:
-        read = read_enriched(event, now)
-        if isinstance(read, tuple):
-            batch.append(read)
-            sources[read[0]["id"]] = event.message
-        elif isinstance(read, EchoCount):
-            echoes[read.id] = read  # the latest count wins
-        elif isinstance(read, str):  # a deletion notice: drop it from this batch, then from the index
-            batch = [(doc, at) for doc, at in batch if doc["id"] != read]
-            deleted.append(read)
-        else:
-            letters.append((event.message.key, read))
-    try:
-        refused = await sink.write(batch)
-    except ApiError as exc:  # e.g. 401/400 for the whole request: keep the data in the DLQ
-        log.error("bulk write failed for good for %d documents: %s", len(batch), exc)
-        refused = [RefusedDocument(doc["id"], f"bulk failed: {exc!r}"[:1000], doc) for doc, _ in batch]
-    letters.extend(
-        (r.mention_id.encode(), dead_letter(stage="index", reason=r.reason, payload=r.document,
-                                            failed_at=now, mention_id=r.mention_id,
-                                            **source_position(sources.get(r.mention_id))))
-        for r in refused
-    )
-    if echoes:
-        await sink.set_echoes([(c.id, c.created_at, c.echoes) for c in echoes.values() if c.id not in deleted])
-    dirty_hours.update(hour_of(created_at) for _, created_at in batch)
-    if deleted:
-        dirty_hours.update(await hours_of_mentions(sink.es, settings, deleted))
-        removed = await sink.delete(deleted)
-        log.info("deletion notices: %d ids, %d documents removed", len(deleted), removed)
-    if letters:
-        await send_dead_letters(letters)
-    # dropped: a document deleted within its batch, or an echo count superseded by a later one
-    MENTIONS_IN.labels("index_mentions").inc(len(events))
-    count_out("index_mentions", indexed=len(batch) - len(refused), rejected=len(letters), deleted=len(deleted),
-              echoes=len(echoes), dropped=len(events) - len(batch) + len(refused) - len(letters) - len(deleted)
-              - len(echoes))

@@ -16,6 +16,7 @@ from typing import Any
 
 from pipeline.logs import record_context
 from pipeline.metrics import DLQ
+from pipeline.worker.wire import json_bytes
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,9 @@ def dead_letter(
 
 def encode_dead_letter(letter: dict[str, Any], limit: int = MAX_RECORD_BYTES) -> bytes:
     """JSON bytes of a dead letter, never longer than ``limit``: the payload is cut (and marked) if needed."""
-    encoded = json.dumps(letter, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    encoded = json_bytes(letter)
     while len(encoded) > limit and letter.get("payload"):
         # JSON escaping can make the encoded payload much longer than its characters; halve until it fits.
         letter = {**letter, "payload": letter["payload"][: len(letter["payload"]) // 2], "payload_truncated": True}
-        encoded = json.dumps(letter, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        encoded = json_bytes(letter)
     return encoded

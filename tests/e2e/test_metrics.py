@@ -84,14 +84,13 @@ def run(metrics_env, metrics_worker, tmp_path_factory):
     replay(metrics_env, "--limit", str(N), "--start", START.isoformat(), "--spacing", "1")
     replay(metrics_env, "--file", str(bad), "--source", "metricsbad")
 
-    # Done = the lag of every partition of both topics drained to 0: every record was processed
-    # by every agent and its offset committed (each second), so the counters are final.
-    expected = {(topic, str(p)) for topic in (settings.topic_raw, settings.topic_enriched)
-                for p in range(settings.topic_partitions)}
+    # Done = the lag of every partition of mentions.raw drained to 0: every record was processed
+    # by the worker's one agent and its offset committed (each second), so the counters are final.
+    expected = {(settings.topic_raw, str(p)) for p in range(settings.topic_partitions)}
     deadline = time.monotonic() + 420
     while True:
         after = scrape(url)
-        indexed = delta(after, before, "earshot_mentions_out_total", agent="index_mentions", outcome="indexed")
+        indexed = delta(after, before, "earshot_mentions_out_total", agent="enrich_and_index", outcome="indexed")
         lag = lags(after, settings.topic_prefix)
         if indexed >= N and set(lag) >= expected and not any(lag[k] for k in expected):
             break
@@ -104,17 +103,16 @@ def run(metrics_env, metrics_worker, tmp_path_factory):
 
 def test_agents_count_what_they_took_and_what_became_of_it(run):
     after, before, *_ = run
-    took = {agent: delta(after, before, "earshot_mentions_in_total", agent=agent)
-            for agent in ("validate_and_enrich", "rekey_by_brand", "index_mentions")}
-    assert took["validate_and_enrich"] == N + 1  # the mentions and the malformed line
-    assert delta(after, before, "earshot_mentions_out_total", agent="validate_and_enrich", outcome="enriched") == N
-    assert delta(after, before, "earshot_mentions_out_total", agent="validate_and_enrich", outcome="rejected") == 1
-    # mentions.enriched carries the N mentions and the echo counts of near-duplicates
-    echoes = delta(after, before, "earshot_mentions_out_total", agent="index_mentions", outcome="echoes")
-    dropped = delta(after, before, "earshot_mentions_out_total", agent="index_mentions", outcome="dropped")
-    assert took["index_mentions"] == took["rekey_by_brand"] == N + echoes + dropped
-    assert delta(after, before, "earshot_mentions_out_total", agent="index_mentions", outcome="indexed") == N
-    assert delta(after, before, "earshot_mentions_out_total", agent="rekey_by_brand", outcome="by_brand") > 0
+    out = lambda outcome: delta(after, before, "earshot_mentions_out_total", agent="enrich_and_index",  # noqa: E731
+                                outcome=outcome)
+    took = delta(after, before, "earshot_mentions_in_total", agent="enrich_and_index")
+    assert took == N + 1  # the mentions and the malformed line
+    assert out("enriched") == N and out("rejected") == 1
+    assert took == out("enriched") + out("rejected") + out("deleted") + out("dropped")
+    assert out("indexed") == N and out("refused") == 0
+    assert out("by_brand") > 0
+    for gone in ("validate_and_enrich", "rekey_by_brand", "index_mentions"):  # the former three hops
+        assert delta(after, before, "earshot_mentions_in_total", agent=gone) == 0
 
 
 def test_enrichment_and_bulk_durations_are_observed(run):
@@ -134,9 +132,9 @@ def test_a_malformed_record_is_counted_as_a_dead_letter(run):
 
 def test_consumer_lag_is_exported_per_partition_and_drains_to_zero(run):
     _, _, lag, expected, settings = run  # the fixture waited for exactly this
-    assert set(lag) == expected  # both consumed topics, every partition; not mentions.by-brand (only produced)
+    assert set(lag) == expected  # the consumed topic, every partition; not the topics it only produces
     assert all(v == 0 for v in lag.values())
-    assert len(expected) == 2 * settings.topic_partitions
+    assert len(expected) == settings.topic_partitions
 
 
 def test_the_worker_logs_one_json_object_per_line_and_dead_letters_with_their_position(run, metrics_worker):
@@ -158,7 +156,7 @@ def test_the_spike_watcher_serves_its_metrics_too(run, metrics_env, tmp_path_fac
     try:
         url = watcher.metrics_url
         expected = {(settings.topic_by_brand, str(p)) for p in range(settings.topic_partitions)}
-        rekeyed = delta(after, before, "earshot_mentions_out_total", agent="rekey_by_brand", outcome="by_brand")
+        rekeyed = delta(after, before, "earshot_mentions_out_total", agent="enrich_and_index", outcome="by_brand")
         deadline = time.monotonic() + 300
         while True:  # it reads what the worker re-keyed by brand, from the start of the topic
             samples = scrape(url)

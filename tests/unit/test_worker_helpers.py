@@ -4,7 +4,11 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from pipeline.worker.app import read_enriched, split_valid
+import pytest
+
+from pipeline.worker.app import by_brand_record, split_valid
+from pipeline.worker.streams import BrandMention
+from pipeline.worker.wire import json_bytes, json_loads
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
 
@@ -38,11 +42,25 @@ def test_split_valid_dead_letters_with_position_and_drops_in_batch_duplicates():
     assert "text is empty" in letters[0][1]["reason"] and "malformed JSON" in letters[1][1]["reason"]
 
 
-def test_read_enriched_accepts_documents_and_explains_unreadable_ones():
-    doc, created = read_enriched(raw(1), NOW)
-    assert doc["id"] == "x:1" and created == datetime(2026, 11, 24, 11, tzinfo=timezone.utc)
-    for bad in [b"[1]", b'{"text": "no id"}', b'{"id": "x", "created_at": "soon"}', b"\xff",
-                b'{"id": "x", "created_at": "2026-11-24T11:00:00Z", "score": NaN}']:
-        letter = read_enriched(Event(bad, Message(b"k")), NOW)
-        assert isinstance(letter, dict) and letter["stage"] == "index"
-        assert letter["reason"].startswith("unreadable enriched record")
+def test_split_valid_tells_where_each_kept_mention_came_from():
+    events = [raw(1), raw(2, text=""), raw(3)]
+    sources = {}
+    split_valid(events, NOW, sources)
+    assert sources == {"x:1": events[0].message, "x:3": events[2].message}
+
+
+def test_by_brand_records_read_back_as_the_brand_mentions_the_watcher_expects():
+    record = {"id": "x:1", "ts": 1.5, "negative": True, "complaint": False, "risk": False, "spam": False,
+              "text": "héllo", "author": "a", "url": None, "engagement": 3, "sentiment": "negative", "brand": "united"}
+    key, value = by_brand_record(record)
+    assert key == b"united"
+    assert BrandMention.loads(value, serializer="json") == BrandMention(**record)
+    assert json.loads(value) == json.loads(BrandMention(**record).dumps())  # the bytes Faust would write
+
+
+def test_the_wire_format_is_compact_utf8_json_and_refuses_nan():
+    record = {"id": "x:1", "text": "café ✈", "n": [1, 2.5, None, True]}
+    assert json_bytes(record) == json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert json_loads(json_bytes(record)) == record
+    with pytest.raises(ValueError):
+        json_loads(b'{"score": NaN}')
